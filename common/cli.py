@@ -1,0 +1,91 @@
+"""Flags shared by every script, device choice and seeding."""
+import argparse
+import random
+
+import numpy as np
+import torch
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_common_args(p, *, epochs, batch_size, lr):
+    """The flags every script has. Defaults are the homework protocol."""
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"training epochs (default {epochs}, the homework protocol)")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"minibatch size (default {batch_size})")
+    p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate (default {lr})")
+    p.add_argument("--seed", type=int, default=0, help="seed for random, numpy, torch and batch order (default 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="several seeds: one run per seed under <variant>/seed<k>/, plus <variant>/aggregate.json (mean ± std)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                   help="training device; auto picks cuda, then mps, then cpu")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="autocast precision; auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="channels_last memory format for 2D convs; auto = on")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out-dir", default="figures", help="where metrics.json files and figures go (default figures/)")
+    p.add_argument("--run-dir", default="runs", help="where per-epoch checkpoints go, for --resume (default runs/)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1,
+                   help="write the --resume checkpoint every N epochs (the Q1.1 one is ~400 MB with Adam state)")
+    p.add_argument("--note", default="", help="free text stored in metrics.json (e.g. that the run shared its GPU)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 epochs on a small subset; outputs go to <experiment>_quick")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last completed epoch")
+    p.add_argument("--force", action="store_true", help="replace a finished run's metrics.json (refused otherwise)")
+    return p
+
+
+def pick_device(name):
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from .runio import UserError
+        raise UserError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        from .runio import UserError
+        raise UserError("--device mps was asked for but this torch has no MPS backend; use --device cpu or auto")
+    return name
+
+
+def cpu_has_bf16():
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(name, device):
+    if name != "auto":
+        return name
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device == "cpu":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return "fp32"
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def seeds_of(args):
+    """The list of seeds to run: --seeds if given, else [--seed]."""
+    return list(args.seeds) if args.seeds else [args.seed]

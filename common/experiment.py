@@ -1,0 +1,87 @@
+"""Run bookkeeping shared by the scripts: where a run's files go, its metrics record, seed aggregates."""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .runio import UserError, environment, read_json, write_json
+
+
+def experiment_name(base, quick):
+    """Quick runs get their own folder so they never overwrite a real run."""
+    return f"{base}_quick" if quick else base
+
+
+def run_dirs(out_dir, run_dir, experiment, variant, seed, multi_seed):
+    """(metrics folder, checkpoint path). One seed: <out>/<exp>/<variant>/; several: .../<variant>/seed<k>/."""
+    rel = Path(experiment) / variant / (f"seed{seed}" if multi_seed else "")
+    return Path(out_dir) / rel, Path(run_dir) / rel / "checkpoint.pt"
+
+
+def guard_finished(metrics_path, args):
+    """Refuse to overwrite a finished, non-quick run unless --force or --resume."""
+    path = Path(metrics_path)
+    if not path.is_file() or args.force or args.resume:
+        return
+    try:
+        status = read_json(path).get("status")
+    except Exception:
+        return   # an unreadable file holds no good result to protect
+    if status == "complete":
+        raise UserError(f"{path} already holds a finished run; pass --force to replace it, "
+                        f"--resume to continue it, or --out-dir to write elsewhere")
+
+
+def metrics_record(experiment, variant, config, data, device, seed, params, result, started, extra=None):
+    """The metrics.json dict: config, data provenance, environment, per-epoch history and selection."""
+    history = result["history"]
+    rec = {
+        "experiment": experiment, "variant": variant, "status": "running",
+        "config": config, "data": data, **environment(device), "seed": seed, "params": params,
+        "epochs_run": len(history),
+        "train_seconds": float(sum(h["seconds"] for h in history)),
+        "seconds_per_epoch_median": float(np.median([h["seconds"] for h in history])) if history else None,
+        "wall_seconds": time.time() - started,
+        "history": history, "best": result["best"], "stopped_early": result.get("stopped_early", False),
+    }
+    rec.update(extra or {})
+    return rec
+
+
+def aggregate(records, keys):
+    """Mean, sample std (ddof=1; 0 for a single run) and n of dotted keys across per-seed metrics records."""
+    out = {}
+    for key in keys:
+        values = []
+        for r in records:
+            v = r
+            for part in key.split("."):
+                v = v[part]
+            values.append(float(v))
+        arr = np.asarray(values)
+        out[key] = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+                    "n": len(arr), "values": values}
+    return out
+
+
+def write_aggregate(variant_dir, keys):
+    """Aggregate every finished seed<k>/ run of a variant into <variant_dir>/aggregate.json.
+
+    Reading the folder (not the runs of this process) lets seeds run in separate processes."""
+    records = [r for r in load_runs(variant_dir) if r.get("status") == "complete"]
+    if not records:
+        return None
+    r0 = records[0]
+    out = {"experiment": r0["experiment"], "variant": r0["variant"], "seeds": [r["seed"] for r in records],
+           "data": r0["data"], "device_name": r0["device_name"], "epochs": r0["config"]["epochs"],
+           "metrics": aggregate(records, keys)}
+    write_json(Path(variant_dir) / "aggregate.json", out)
+    return out
+
+
+def load_runs(variant_dir):
+    """The metrics records of a variant: its seed<k>/ runs if it has them, else its single metrics.json."""
+    variant_dir = Path(variant_dir)
+    seeds = sorted(variant_dir.glob("seed*/metrics.json"), key=lambda p: int(p.parent.name[4:]))
+    paths = seeds or ([variant_dir / "metrics.json"] if (variant_dir / "metrics.json").is_file() else [])
+    return [read_json(p) for p in paths]

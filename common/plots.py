@@ -1,0 +1,109 @@
+"""Figures, drawn only from metrics files. Each names the experiment and the data it came from."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .experiment import load_runs  # noqa: E402
+from .runio import UserError, save_figure  # noqa: E402
+
+COLORS = {"logits": "tab:blue", "softmax": "tab:red", "cnn": "tab:green", "lstm": "tab:purple",
+          "lstm_attention": "tab:orange", "maxpool": "tab:cyan"}
+
+
+def data_label(record):
+    d = record["data"]
+    tag = d.get("md5") or d.get("checksum") or ""
+    return f"{d['source']} ({tag[:8]})"
+
+
+def run_label(records):
+    r = records[0]
+    quick = " QUICK" if r["config"].get("quick") else ""
+    note = f" [{r['config']['note']}]" if r["config"].get("note") else ""
+    return f"{data_label(r)}, {r['epochs_run']} epochs, {r['device_name']}{quick}{note}"
+
+
+def curve(ax, records, key, label, color):
+    """Plot key per epoch; with several seeds, the mean and a ±1 std band."""
+    n = min(len(r["history"]) for r in records)
+    ys = np.array([[h[key] for h in r["history"][:n]] for r in records])
+    x = np.arange(1, n + 1)
+    mean = ys.mean(0)
+    ax.plot(x, mean, color=color, label=label + (f" (mean of {len(records)} seeds)" if len(records) > 1 else ""))
+    if len(records) > 1:
+        std = ys.std(0, ddof=1)
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+
+
+def variant_runs(exp_dir, variants):
+    runs = {v: load_runs(Path(exp_dir) / v) for v in variants}
+    runs = {v: r for v, r in runs.items() if r}
+    if not runs:
+        raise UserError(f"no metrics.json under {exp_dir}; run the experiment's script first")
+    return runs
+
+
+def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
+    """Training loss, validation accuracy and test accuracy per epoch, both variants on the same axes."""
+    runs = variant_runs(exp_dir, variants)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+    panels = [("train_loss", "training loss (cross-entropy)"), ("val_acc", "validation accuracy"),
+              ("test_acc", "test accuracy (plotted, not used for selection)")]
+    for ax, (key, ylabel) in zip(axes, panels):
+        for v, recs in runs.items():
+            curve(ax, recs, key, v, COLORS[v])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    first = next(iter(runs.values()))
+    fig.suptitle(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(first)}")
+    path = Path(exp_dir) / "curves.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _mean(records, get):
+    vals = np.array([get(r) for r in records], dtype=float)
+    return vals.mean(), (vals.std(ddof=1) if len(vals) > 1 else 0.0)
+
+
+def plot_q1_comparison(q11_dir, q12_dir, out_path):
+    """Q1.2 (MaxPool) against Q1.1 (no pooling): test accuracy, parameters, total and per-epoch time."""
+    if not any((Path(q11_dir) / v).exists() for v in ("logits", "softmax")):
+        raise UserError(f"no Q1.1 metrics under {q11_dir}; run `python q1_1_cnn.py` (or --quick for a smoke run) first")
+    a, b = variant_runs(q11_dir, ("logits", "softmax")), variant_runs(q12_dir, ("logits", "softmax"))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
+    panels = [("test accuracy at best val epoch", lambda r: r["test"]["acc"], False),
+              ("parameters", lambda r: r["params"], True),
+              ("total training time (s)", lambda r: r["train_seconds"], True),
+              ("median seconds per epoch (train + eval)", lambda r: r["seconds_per_epoch_median"], True)]
+    variants = sorted(set(a) | set(b))
+    width = 0.38
+    for ax, (ylabel, get, log) in zip(axes, panels):
+        for i, (name, runs, color) in enumerate([("Q1.1 no pool", a, "tab:gray"), ("Q1.2 MaxPool", b, "tab:cyan")]):
+            xs, ms, ss = [], [], []
+            for j, v in enumerate(variants):
+                if v in runs:
+                    m, s = _mean(runs[v], get)
+                    xs.append(j + (i - 0.5) * width)
+                    ms.append(m)
+                    ss.append(s)
+            bars = ax.bar(xs, ms, width, yerr=ss, color=color, label=name, capsize=3)
+            ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_xticks(range(len(variants)), variants)
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+    ra, rb = next(iter(a.values()))[0], next(iter(b.values()))[0]
+    fig.suptitle(f"Q1.2 vs Q1.1 — Q1.1: {run_label([ra])}; Q1.2: {run_label([rb])}", fontsize=10)
+    save_figure(fig, out_path)
+    plt.close(fig)
+    return Path(out_path)

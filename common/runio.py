@@ -1,0 +1,97 @@
+"""Run files: atomic writes, checksums, environment records, one-line user errors."""
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+class UserError(Exception):
+    """A mistake the user can fix. Scripts print its one-line message and exit 2, with no traceback."""
+
+
+def exit_on_user_error(main):
+    """Run main(); turn a UserError into one line on stderr and exit code 2."""
+    try:
+        return main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _atomic(path, write):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj):
+    """Write JSON atomically: a temporary file in the same folder, then a rename."""
+    _atomic(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=False).encode()))
+
+
+def write_text(path, text):
+    _atomic(path, lambda f: f.write(text.encode()))
+
+
+def save_torch(path, obj):
+    """torch.save atomically, so an interrupted save never corrupts the last checkpoint."""
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def save_figure(fig, path, dpi=130):
+    """Save a matplotlib figure atomically (png)."""
+    _atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight"))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def md5_file(path, chunk=1 << 20):
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device):
+    """What a result depends on besides config and data: device, versions, threads."""
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
+    return {
+        "device": str(dev),
+        "device_name": name,
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

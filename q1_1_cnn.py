@@ -1,0 +1,140 @@
+"""Q1.1 — BloodMNIST with a plain 3-block CNN (no pooling), trained on logits and on softmax outputs.
+
+Homework protocol (the defaults): Adam lr 1e-3, CrossEntropyLoss, batch 64, 200 epochs, inputs
+normalised as ToTensor + Normalize(0.5, 0.5), no augmentation. The `softmax` variant puts nn.Softmax(dim=1)
+before the same CrossEntropyLoss, the classic mistake (the loss then sees probabilities as logits,
+its gradients shrink, and training stalls or collapses depending on the seed).
+
+Reproduce:
+    python q1_1_cnn.py                                  # both variants, 200 epochs, seed 0
+    python q1_1_cnn.py --seeds 0 1 2                    # mean ± std over three seeds
+    python q1_1_cnn.py --quick                          # smoke run: 2 epochs on a small subset
+    BLOODMNIST_NPZ=../shared/data/bloodmnist_pbc.npz python q1_1_cnn.py   # offline copy of the data
+
+Writes figures/q1_1/<variant>/metrics.json (per-epoch train loss, val/test accuracy, seconds; the test
+accuracy of the best-validation epoch; data source and MD5) and figures/q1_1/curves.png.
+Checkpoints for --resume go to runs/q1_1/<variant>/checkpoint.pt.
+
+Expected result (README results table): logits reaches ~0.93-0.95 test accuracy at the best validation
+epoch; the softmax variant is lower and seed-dependent. 25,785,672 parameters.
+"""
+import argparse
+import sys
+import time
+
+import torch
+from torch import nn
+
+from common.bloodmnist import load_bloodmnist
+from common.cli import add_common_args, pick_device, resolve_precision, seed_everything, seeds_of
+from common.experiment import experiment_name, guard_finished, load_runs, metrics_record, run_dirs, write_aggregate
+from common.models import BloodCNN, count_params
+from common.plots import plot_q1_curves
+from common.runio import exit_on_user_error, write_json
+from common.train import FitConfig, fit, make_adam
+
+QUICK_SUBSET = {"train": 512, "val": 256, "test": 256}
+AGG_KEYS = ["test.acc", "best.val_acc", "final.test_acc", "train_seconds"]
+
+
+def parse_args(argv, description):
+    p = argparse.ArgumentParser(description=description.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--variant", choices=["logits", "softmax", "both"], default="both",
+                   help="logits: CrossEntropyLoss on raw outputs; softmax: nn.Softmax before it (the mistake)")
+    p.add_argument("--npz", default=None, help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
+    p.add_argument("--data-dir", default="data", help="where the downloaded npz is cached")
+    add_common_args(p, epochs=200, batch_size=64, lr=1e-3)
+    args = p.parse_args(argv)
+    if args.quick and "--epochs" not in (sys.argv[1:] if argv is None else argv):
+        args.epochs = 2
+    return args
+
+
+def accuracy_and_loss(model, x, y, chunk=2048):
+    """Accuracy and mean CrossEntropyLoss of model's outputs (as trained: logits or probabilities)."""
+    correct, loss = 0, 0.0
+    for s in range(0, len(x), chunk):
+        out = model(x[s:s + chunk]).float()
+        correct += (out.argmax(1) == y[s:s + chunk]).sum()
+        loss += nn.functional.cross_entropy(out, y[s:s + chunk], reduction="sum")
+    return {"acc": (correct / len(x)).item(), "loss": (loss / len(x)).item()}
+
+
+def train_variant(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, multi):
+    metrics_dir, ckpt = run_dirs(args.out_dir, args.run_dir, experiment, variant, seed, multi)
+    guard_finished(metrics_dir / "metrics.json", args)
+    seed_everything(seed)
+    model = BloodCNN(pool=pool, softmax=(variant == "softmax")).to(device)
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=mf)
+    (xtr, ytr), (xva, yva), (xte, yte) = (data[s] for s in ("train", "val", "test"))
+    xtr, xva, xte = (x.contiguous(memory_format=mf) for x in (xtr, xva, xte))
+    optimizer = make_adam(model.parameters(), args.lr, device)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def loss_of_batch(m, idx):
+        return loss_fn(m(xtr[idx]).float(), ytr[idx])
+
+    def evaluate(m):
+        va, te = accuracy_and_loss(m, xva, yva), accuracy_and_loss(m, xte, yte)
+        return {"val_loss": va["loss"], "val_acc": va["acc"], "test_acc": te["acc"]}
+
+    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision)
+    config = {**vars(args), "variant": variant, "seed": seed, "pool": pool, "precision": precision,
+              "channels_last": channels_last, "optimizer": type(optimizer).__name__, "fused_adam": optimizer.defaults.get("fused")}
+    started, params = time.time(), count_params(model)
+
+    def record(result):
+        h, b = result["history"], result["best"]
+        return metrics_record(experiment, variant, config, data_record, device, seed, params, result, started, extra={
+            "test": {"acc": h[b["epoch"] - 1]["test_acc"], "epoch": b["epoch"]},   # test of the best-val checkpoint
+            "final": {"test_acc": h[-1]["test_acc"], "val_acc": h[-1]["val_acc"], "epoch": h[-1]["epoch"]}})
+
+    def on_epoch(result):
+        r = result["history"][-1]
+        print(f"{experiment} {variant:7s} seed {seed} epoch {r['epoch']:3d}/{cfg.epochs} "
+              f"loss {r['train_loss']:.4f} val_acc {r['val_acc']:.4f} test_acc {r['test_acc']:.4f} {r['seconds']:.1f}s", flush=True)
+        write_json(metrics_dir / "metrics.json", record(result))
+
+    try:
+        result = fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device, ckpt, args.resume, on_epoch,
+                     ckpt_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the last finished epoch is saved: rerun with --resume to continue ({ckpt})")
+        raise SystemExit(130)
+    rec = {**record(result), "status": "complete"}
+    write_json(metrics_dir / "metrics.json", rec)
+    return rec
+
+
+def main(argv=None, pool=False, base="q1_1", description=__doc__):
+    args = parse_args(argv, description)
+    experiment = experiment_name(base, args.quick)
+    device = pick_device(args.device)
+    torch.backends.cudnn.benchmark = True   # fixed input shapes: let cuDNN pick the fastest conv kernels
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    precision = resolve_precision(args.precision, device)
+    channels_last = args.channels_last != "off"
+    data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
+    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['md5']}, found by {data_record['found_by']}) "
+          f"sizes {data_record['sizes']}; device {device}, precision {precision}, channels_last {channels_last}")
+    variants = ["logits", "softmax"] if args.variant == "both" else [args.variant]
+    multi = args.seeds is not None   # --seeds: per-seed folders plus an aggregate over every finished seed there
+    summary = []
+    for variant in variants:
+        summary += [train_variant(args, experiment, pool, variant, s, data, data_record, device, precision, channels_last, multi)
+                    for s in seeds_of(args)]
+        if multi:
+            write_aggregate(f"{args.out_dir}/{experiment}/{variant}", AGG_KEYS)
+    print(f"\n{'variant':8s} {'seed':>4s} {'params':>11s} {'best ep':>7s} {'val acc':>7s} {'test acc':>8s} {'final test':>10s} {'train s':>8s}")
+    for r in summary:
+        print(f"{r['variant']:8s} {r['seed']:4d} {r['params']:11,d} {r['best']['epoch']:7d} {r['best']['val_acc']:7.4f} "
+              f"{r['test']['acc']:8.4f} {r['final']['test_acc']:10.4f} {r['train_seconds']:8.1f}")
+    path = plot_q1_curves(f"{args.out_dir}/{experiment}", title=f"Q1.{2 if pool else 1} CNN{' + MaxPool' if pool else ''}")
+    print(f"figure: {path}")
+    return args, experiment
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)
