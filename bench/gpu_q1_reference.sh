@@ -17,4 +17,3 @@ for q in q1_1_cnn q1_2_maxpool; do
   done
 done
 wait
-python3 q1_2_maxpool.py --variant logits --seeds 0 --epochs 1 --resume $common > /dev/null 2>&1  # redraw figures with all runs
