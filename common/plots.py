@@ -107,3 +107,58 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
     save_figure(fig, out_path)
     plt.close(fig)
     return Path(out_path)
+
+
+def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
+    """Per model: train and validation loss per epoch; and validation Spearman of all models on one axis."""
+    runs = variant_runs(exp_dir, models)
+    fig, axes = plt.subplots(1, len(runs) + 1, figsize=(5.5 * (len(runs) + 1), 4.3))
+    for ax, (m, recs) in zip(axes, runs.items()):
+        curve(ax, recs, "train_loss", f"{m} train", COLORS.get(m, "k"))
+        curve(ax, recs, "val_loss", f"{m} validation", "k")
+        ax.set_title(f"{m}: masked MSE loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("masked MSE (z-scored intensity²)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax = axes[-1]
+    for m, recs in runs.items():
+        curve(ax, recs, "val_spearman", m, COLORS.get(m, "k"))
+    ceiling = next(iter(runs.values()))[0].get("noise_ceiling")
+    if ceiling:
+        ax.axhline(ceiling, ls="--", color="gray", label=f"noise ceiling (test) {ceiling:.3f}")
+    ax.set_title("validation Spearman (selection metric)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Spearman ρ")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    first = next(iter(runs.values()))
+    fig.suptitle(f"{title}: best trial of each search — {run_label(first)}")
+    path = Path(exp_dir) / "loss_curves.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_search(exp_dir, model):
+    """Each Optuna trial's best validation Spearman against each hyperparameter."""
+    import pandas as pd
+    trials = pd.read_csv(Path(exp_dir) / model / "trials.csv")
+    rec = load_runs(Path(exp_dir) / model)[0]
+    params = [c for c in trials.columns if c.startswith("params_")]
+    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.4), squeeze=False)
+    for ax, col in zip(axes[0], params):
+        for state, marker, color in (("COMPLETE", "o", COLORS.get(model, "k")), ("PRUNED", "x", "gray")):
+            t = trials[trials.state == state]
+            ax.scatter(t[col], t["value"], marker=marker, color=color, label=state.lower())
+        if col in ("params_lr", "params_filters", "params_hidden", "params_batch_size"):
+            ax.set_xscale("log")
+        ax.set_xlabel(col[7:])
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best validation Spearman")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Q2.1 {model} hyperparameter search ({len(trials)} trials, TPE) — {run_label([rec])}", fontsize=10)
+    path = Path(exp_dir) / f"search_{model}.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path

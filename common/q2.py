@@ -1,0 +1,85 @@
+"""Q2 plumbing shared by the Q2 scripts: data on the device, predictions, one training run per config."""
+from pathlib import Path
+
+import torch
+
+from .metrics import masked_mse, masked_spearman, regression_report
+from .rna_models import build_rna_model
+from .rnacompete import course_files, load_rnacompete, one_hot
+from .runio import UserError
+from .train import fit, make_adam
+
+DEFAULT_COURSE_DIR = "data/rnacompete"
+SIMULATED_DIR = "data/simulated"
+
+
+def resolve_data_dir(data_dir, explicit):
+    """The course files if present; else (only when --data-dir was not given) the simulated set, made once."""
+    if course_files(data_dir):
+        return data_dir
+    if explicit:
+        raise UserError(f"no norm_data.txt + metadata.xlsx in {data_dir}: put the course files there, or drop "
+                        f"--data-dir to use the simulator (python -m common.simulate_rnacompete --out {SIMULATED_DIR})")
+    if not course_files(SIMULATED_DIR):
+        from .simulate_rnacompete import simulate
+        print(f"notice: course files not found in {data_dir}; generating the simulated set in {SIMULATED_DIR} (once)")
+        simulate(SIMULATED_DIR)
+    print(f"notice: course files not found in {data_dir}; using the simulated RNAcompete set in {SIMULATED_DIR}")
+    return SIMULATED_DIR
+
+
+def load_q2(args, proteins, device):
+    explicit = args.data_dir is not None
+    data_dir = resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, explicit)
+    splits, record = load_rnacompete(data_dir, proteins, cache_dir=str(Path("data") / "cache"))
+    on_device = {s: device_split(v, device, args.quick) for s, v in splits.items()}
+    return on_device, record
+
+
+def device_split(split, device, quick=False, quick_n=2000):
+    n = min(len(split["y"]), quick_n) if quick else len(split["y"])
+    return {"x": one_hot(split["codes"][:n]).to(device), "valid": split["valid"][:n].to(device),
+            "y": split["y"][:n].to(device), "y_mask": split["y_mask"][:n].to(device), "rows": split["rows"][:n]}
+
+
+def predict(model, split, chunk=8192):
+    """(N, P) or (N,) predictions in large chunks; call under inference_mode."""
+    return torch.cat([model(split["x"][s:s + chunk], split["valid"][s:s + chunk]).float()
+                      for s in range(0, len(split["y"]), chunk)])
+
+
+def targets(split, col):
+    """Target and mask of one protein column (col int) or of all columns (col None)."""
+    if col is None:
+        return split["y"], split["y_mask"]
+    return split["y"][:, col], split["y_mask"][:, col]
+
+
+def train_rna(name, model_hp, lr, data, cfg, device, col=0, on_epoch=None, ckpt=None, resume=False):
+    """Train one Q2 model config with the shared loop; select on validation Spearman."""
+    torch.manual_seed(cfg.seed)
+    model = build_rna_model(name, **model_hp).to(device)
+    optimizer = make_adam(model.parameters(), lr, device)
+    tr, va = data["train"], data["val"]
+    y, ym = targets(tr, col)
+    yv, ymv = targets(va, col)
+
+    def loss_of_batch(m, idx):
+        return masked_mse(m(tr["x"][idx], tr["valid"][idx]).float(), y[idx], ym[idx])
+
+    def evaluate(m):
+        p = predict(m, va)
+        return {"val_loss": float(masked_mse(p, yv, ymv)), "val_spearman": masked_spearman(p.flatten(), yv.flatten(), ymv.flatten())}
+
+    result = fit(model, optimizer, loss_of_batch, len(y), evaluate, cfg, device, ckpt, resume, on_epoch)
+    return model, result
+
+
+def test_report(model, state, split, col=0):
+    """Test metrics of the selected (best-validation) weights, computed once."""
+    model.load_state_dict(state)
+    model.eval()
+    with torch.inference_mode():
+        p = predict(model, split)
+    yt, ymt = targets(split, col)
+    return regression_report(p, yt, ymt)

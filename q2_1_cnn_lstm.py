@@ -1,0 +1,166 @@
+"""Q2.1 — RBFOX1 binding from RNAcompete probes: a 1D CNN and a BiLSTM, each tuned by an Optuna search.
+
+Protocol: one-hot probes padded to 41 nt with a validity mask, masked MSE loss, Spearman correlation as
+the metric; SetA split 80/20 (RandomState 42) into train/validation, SetB is test. Hyperparameters and
+checkpoints (epoch) are selected on validation Spearman only; the test set is evaluated once, for the
+best trial's best epoch. The first trial of each search is the homework's default configuration.
+
+Search spaces (TPE sampler seeded by --seed, median pruner, early stopping with --patience):
+    cnn : kernel 6-16, filters 16-128 (log), MLP hidden {32, 64}, dropout 0-0.5, lr 1e-4-3e-3 (log),
+          batch size {64, 128, 256, 512}; 25 epochs at most (the homework report's budget)
+    lstm: hidden 32-128 (log), layers 1-2, dropout 0-0.5, lr 1e-4-3e-3 (log), batch size {64, ..., 512};
+          50 epochs at most
+
+Reproduce:
+    python q2_1_cnn_lstm.py                           # course files in data/rnacompete, else the simulator
+    python q2_1_cnn_lstm.py --data-dir DIR --protein RBFOX1 --trials 20
+    python q2_1_cnn_lstm.py --quick                   # smoke run: 1 trial, 1 epoch, 2,000 probes
+    python q2_1_cnn_lstm.py --resume                  # continue an interrupted search (SQLite study in runs/)
+
+Writes figures/q2_1/<model>/metrics.json and trials.csv, and figures/q2_1/{loss_curves,val_spearman,
+search_<model>}.png. Expected on the simulated set: test Spearman >= 0.9 x the noise ceiling (README table).
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+
+from common.cli import add_common_args, pick_device, positive_int, resolve_precision, seed_everything
+from common.experiment import experiment_name, guard_finished, metrics_record
+from common.plots import plot_q2_curves, plot_search
+from common.q2 import load_q2, test_report, train_rna
+from common.rna_models import build_rna_model
+from common.runio import UserError, exit_on_user_error, read_json, save_torch, write_json, write_text
+from common.train import FitConfig
+
+EPOCHS = {"cnn": 25, "lstm": 50}
+DEFAULT_HP = {"cnn": {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2},
+              "lstm": {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}}
+
+
+def suggest(trial, name):
+    """Model hyperparameters, lr and batch size for one trial (the search spaces in the docstring)."""
+    if name == "cnn":
+        hp = {"kernel": trial.suggest_int("kernel", 6, 16), "filters": trial.suggest_int("filters", 16, 128, log=True),
+              "hidden": trial.suggest_categorical("hidden", [32, 64]), "dropout": trial.suggest_float("dropout", 0.0, 0.5)}
+    else:
+        hp = {"hidden": trial.suggest_int("hidden", 32, 128, log=True), "layers": trial.suggest_int("layers", 1, 2),
+              "dropout": trial.suggest_float("dropout", 0.0, 0.5), "mlp_hidden": 64}
+    return hp, trial.suggest_float("lr", 1e-4, 3e-3, log=True), trial.suggest_categorical("batch_size", [64, 128, 256, 512])
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", choices=["cnn", "lstm", "both"], default="both", help="which architecture(s) to tune")
+    p.add_argument("--data-dir", default=None, help="folder with the course's norm_data.txt + metadata.xlsx "
+                   "(default data/rnacompete, falling back to the simulated set)")
+    p.add_argument("--protein", default="RBFOX1", help="protein name from metadata (RBFOX1 = RNCMPT00168)")
+    p.add_argument("--trials", type=positive_int, default=20, help="Optuna trials per model (total, counting resumed ones)")
+    p.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
+    add_common_args(p, epochs=None, batch_size=64, lr=1e-3)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.trials = 1
+        if "--epochs" not in (sys.argv[1:] if argv is None else argv):
+            args.epochs = 1
+    return args
+
+
+def search(args, name, data, record, device, precision, experiment):
+    epochs = args.epochs or EPOCHS[name]
+    out = Path(args.out_dir) / experiment / name
+    runs = Path(args.run_dir) / experiment / name
+    guard_finished(out / "metrics.json", args)
+    runs.mkdir(parents=True, exist_ok=True)
+    study_name = f"{name}-{args.protein}-{record['checksum'][:8]}-seed{args.seed}-ep{epochs}"
+    storage = f"sqlite:///{runs / 'optuna.db'}"
+    if not args.resume:
+        try:
+            optuna.delete_study(study_name=study_name, storage=storage)
+        except KeyError:
+            pass
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=args.seed),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=4))
+    if not study.trials:
+        study.enqueue_trial({**DEFAULT_HP[name], "lr": args.lr, "batch_size": args.batch_size}, skip_if_exists=True)
+
+    def objective(trial):
+        hp, lr, batch_size = suggest(trial, name)
+        cfg = FitConfig(epochs=epochs, batch_size=batch_size, seed=args.seed, select="val_spearman",
+                        patience=args.patience, precision=precision)
+
+        def on_epoch(result):
+            r = result["history"][-1]
+            print(f"{name} trial {trial.number:2d} epoch {r['epoch']:2d}/{epochs} loss {r['train_loss']:.4f} "
+                  f"val_loss {r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
+            trial.report(r["val_spearman"], r["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        seed_everything(args.seed)
+        _, result = train_rna(name, hp, lr, data, cfg, device, on_epoch=on_epoch)
+        save_torch(runs / f"trial{trial.number}.pt", {"hp": hp, "lr": lr, "batch_size": batch_size,
+                                                      "state": result["best_state"], "history": result["history"]})
+        trial.set_user_attr("best_epoch", result["best"]["epoch"])
+        trial.set_user_attr("epochs_run", len(result["history"]))
+        return result["best"]["val_spearman"]
+
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    started = time.time()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=max(0, args.trials - len(done)))
+    trials = study.trials_dataframe()
+    write_text(out / "trials.csv", trials.to_csv(index=False))
+
+    best = study.best_trial
+    saved = torch.load(runs / f"trial{best.number}.pt", weights_only=False)
+    model = build_rna_model(name, **saved["hp"]).to(device)
+    test = test_report(model, saved["state"], data["test"])
+    history = saved["history"]
+    best_epoch = max(history, key=lambda h: h["val_spearman"])
+    config = {**vars(args), "model": name, "epochs": epochs, "precision": precision, "hp": saved["hp"], "lr": saved["lr"],
+              "batch_size": saved["batch_size"], "search": {"trials": len(study.trials), "best_trial": best.number,
+              "sampler": "TPE", "pruner": "median", "study": study_name}}
+    result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]}}
+    ceiling = record.get("noise_ceiling")
+    rec = metrics_record(experiment, name, config, record, device, args.seed, sum(p.numel() for p in model.parameters()),
+                         result, started, extra={"status": "complete", "test": test, "noise_ceiling": ceiling,
+                                                 "search_seconds": time.time() - started})
+    write_json(out / "metrics.json", rec)
+    print(f"{name}: best trial {best.number} {saved['hp']} lr {saved['lr']:.2e} batch {saved['batch_size']}; "
+          f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
+          f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
+    return rec
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    experiment = experiment_name("q2_1", args.quick)
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    precision = resolve_precision(args.precision, device) if args.precision != "auto" else "fp32"
+    data, record = load_q2(args, [args.protein], device)
+    sim = Path(record["path"]).parent / "simulation.json"
+    if record["source"] == "simulated" and sim.is_file():
+        record["noise_ceiling"] = read_json(sim)["proteins"][args.protein]["noise_ceiling_spearman_setB"]
+    print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) {args.protein}={record['ids'][0]} "
+          f"sizes {record['sizes']}; device {device}, precision {precision}")
+    models = ["cnn", "lstm"] if args.model == "both" else [args.model]
+    recs = [search(args, name, data, record, device, precision, experiment) for name in models]
+    exp_dir = Path(args.out_dir) / experiment
+    for path in [plot_q2_curves(exp_dir, models), *[plot_search(exp_dir, m) for m in models]]:
+        print(f"figure: {path}")
+    print(f"\n{'model':6s} {'params':>8s} {'val sp':>7s} {'test sp':>7s} {'pearson':>7s} {'mse':>6s} {'s/epoch':>7s} {'ceiling':>7s}")
+    for r in recs:
+        print(f"{r['variant']:6s} {r['params']:8,d} {r['best']['val_spearman']:7.4f} {r['test']['spearman']:7.4f} "
+              f"{r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} {r['seconds_per_epoch_median']:7.2f} {r['noise_ceiling'] or float('nan'):7.4f}")
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)
