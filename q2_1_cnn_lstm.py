@@ -31,7 +31,7 @@ import torch
 
 from common.cli import add_common_args, pick_device, positive_int, resolve_precision, seed_everything
 from common.experiment import experiment_name, guard_finished, metrics_record
-from common.plots import plot_q2_curves, plot_search
+from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
 from common.runio import UserError, exit_on_user_error, read_json, save_torch, write_json, write_text
@@ -144,7 +144,7 @@ def main(argv=None):
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision, device) if args.precision != "auto" else "fp32"
+    precision = resolve_precision(args.precision, device)
     data, record = load_q2(args, [args.protein], device)
     sim = Path(record["path"]).parent / "simulation.json"
     if record["source"] == "simulated" and sim.is_file():
@@ -154,7 +154,8 @@ def main(argv=None):
     models = ["cnn", "lstm"] if args.model == "both" else [args.model]
     recs = [search(args, name, data, record, device, precision, experiment) for name in models]
     exp_dir = Path(args.out_dir) / experiment
-    for path in [plot_q2_curves(exp_dir, models), *[plot_search(exp_dir, m) for m in models]]:
+    done = [m for m in ("cnn", "lstm") if (exp_dir / m / "metrics.json").is_file()]   # also those of earlier calls
+    for path in [plot_q2_curves(exp_dir, done), *[plot_search(exp_dir, m) for m in done]]:
         print(f"figure: {path}")
     print(f"\n{'model':6s} {'params':>8s} {'val sp':>7s} {'test sp':>7s} {'pearson':>7s} {'mse':>6s} {'s/epoch':>7s} {'ceiling':>7s}")
     for r in recs:

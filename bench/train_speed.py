@@ -1,0 +1,254 @@
+"""Training-speed benchmark: our training path against a plain PyTorch reference of the same model.
+
+    python bench/train_speed.py                  # all models, 3 repeats; writes figures/bench/train_speed.json
+    python bench/train_speed.py --models q1_2 --repeats 5
+
+For each model it times training steps (forward, backward, optimizer step) over --steps minibatches of 64
+after a warm-up, --repeats times, and one validation pass; seconds per epoch = n_train / throughput +
+validation seconds. Medians are reported, with the ratio to the reference measured in the same run.
+  reference, Q1: fp32, NCHW, medmnist's per-item BloodMNIST Dataset (PIL, ToTensor, Normalize) + DataLoader,
+                 torch.optim.Adam with its default (foreach) implementation
+  reference, Q2: fp32, TensorDataset + DataLoader, default Adam
+  ours:          whole split as one tensor batched by a seeded randperm, fused Adam, no per-step .item(),
+                 plus the flags named in each row (channels_last, bf16 autocast)
+GFLOP/s for the CNNs count 2 FLOPs per multiply-add, forward + backward = 3 x forward.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.bloodmnist import load_bloodmnist, resolve_npz  # noqa: E402
+from common.cli import cpu_has_bf16  # noqa: E402
+from common.models import BloodCNN  # noqa: E402
+from common.rna_models import RNACNN, RNALSTM  # noqa: E402
+from common.runio import cpu_model, exit_on_user_error, write_json  # noqa: E402
+from common.train import make_adam  # noqa: E402
+
+N_TRAIN = {"q1_1": 11959, "q1_2": 11959, "q2_cnn": 96261, "q2_lstm": 96261, "q2_attention": 96261}
+N_VAL = {"q1_1": 1712, "q1_2": 1712, "q2_cnn": 24065, "q2_lstm": 24065, "q2_attention": 24065}
+
+
+def q1_forward_flops(pool):
+    """Multiply-adds x 2 of one 28x28 image through BloodCNN."""
+    flops, side, chans = 0, 28, [3, 32, 64, 128]
+    for c_in, c_out in zip(chans, chans[1:]):
+        flops += 2 * side * side * c_out * c_in * 9
+        side = side // 2 if pool else side
+    return flops + 2 * (128 * side * side * 256 + 256 * 8)
+
+
+def peak_gflops():
+    """Rough peak of this CPU: cores x clock x FLOPs/cycle (AVX-512: 32 fp32, 64 bf16 with AVX512-BF16)."""
+    mhz = 0.0
+    try:
+        mhz = max(float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz"))
+    except (OSError, ValueError):
+        pass
+    cores = torch.get_num_threads()
+    ghz = mhz / 1000 or 2.5
+    return {"fp32": cores * ghz * 32, "bf16": cores * ghz * (64 if cpu_has_bf16() else 32), "ghz": ghz, "cores": cores}
+
+
+def time_steps(step, batches, warmup, steps):
+    for b in batches(warmup):
+        step(*b)
+    t0 = time.perf_counter()
+    for b in batches(steps):
+        step(*b)
+    return (time.perf_counter() - t0) / steps
+
+
+def loader_batches(loader):
+    it = iter(loader)
+
+    def take(k):
+        nonlocal it
+        for _ in range(k):
+            try:
+                yield next(it)
+            except StopIteration:
+                it = iter(loader)
+                yield next(it)
+    return take
+
+
+def tensor_batches(tensors, bs, device):
+    n = len(tensors[0])
+    g = torch.Generator().manual_seed(0)
+    order, pos = torch.randperm(n, generator=g), 0
+
+    def take(k):
+        nonlocal order, pos
+        for _ in range(k):
+            if pos + bs > n:
+                order, pos = torch.randperm(n, generator=g), 0
+            idx = order[pos:pos + bs].to(device)
+            pos += bs
+            yield tuple(t[idx] for t in tensors)
+    return take
+
+
+def make_step(model, optimizer, loss_fn, precision, device):
+    ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
+
+    def step(*batch):
+        *inputs, target = batch
+        with ctx():
+            loss = loss_fn(model(*inputs).float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def q1_reference_loader(npz, split, shuffle):
+    """medmnist's per-item path: PIL image -> ToTensor -> Normalize(0.5, 0.5), batched by a DataLoader."""
+    import medmnist
+    from torchvision import transforms
+    root = tempfile.mkdtemp()
+    os.symlink(os.path.abspath(npz), os.path.join(root, "bloodmnist.npz"))
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean=[0.5], std=[0.5])])
+    ds = medmnist.BloodMNIST(split=split, root=root, transform=tf, target_transform=lambda y: int(y[0]))
+    return torch.utils.data.DataLoader(ds, batch_size=64, shuffle=shuffle, num_workers=0)
+
+
+def bench_q1(name, variants, args, device):
+    pool = name == "q1_2"
+    npz, _ = resolve_npz(args.npz, download=False)
+    data, _ = load_bloodmnist(npz=npz, device=device)
+    ce = nn.CrossEntropyLoss()
+    rows = []
+    for label, cfg in variants:
+        torch.manual_seed(0)
+        model = BloodCNN(pool=pool).to(device)
+        mf = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
+        model = model.to(memory_format=mf)
+        if cfg.get("reference"):
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            batches = loader_batches(q1_reference_loader(npz, "train", True))
+            val = q1_reference_loader(npz, "val", False)
+            val_pass = lambda: [model(x.to(device)).argmax(1) for x, _ in val]  # noqa: E731
+        else:
+            opt = make_adam(model.parameters(), 1e-3, device)
+            x, y = data["train"]
+            batches = tensor_batches((x.contiguous(memory_format=mf), y), 64, device)
+            xv = data["val"][0].contiguous(memory_format=mf)
+            val_pass = lambda: [model(xv[s:s + 2048]).argmax(1) for s in range(0, len(xv), 2048)]  # noqa: E731
+        rows.append(measure(name, label, cfg, model, opt, ce, batches, val_pass, args, device,
+                            flops=3 * q1_forward_flops(pool)))
+    return rows
+
+
+def bench_q2(name, variants, args, device):
+    n = args.q2_n
+    g = torch.Generator().manual_seed(0)
+    x = nn.functional.one_hot(torch.randint(0, 4, (n, 41), generator=g), 4).float()
+    valid = torch.ones(n, 41, dtype=torch.bool)
+    valid[::3, 39:] = False
+    x[~valid] = 0
+    y = torch.randn(n, generator=g)
+    mse = nn.MSELoss()
+    rows = []
+    for label, cfg in variants:
+        torch.manual_seed(0)
+        model = {"q2_cnn": lambda: RNACNN(), "q2_lstm": lambda: RNALSTM(),
+                 "q2_attention": lambda: RNALSTM(attention_heads=1)}[name]().to(device)
+        if cfg.get("reference"):
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            ds = torch.utils.data.TensorDataset(x, valid, y)
+            batches = loader_batches(torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True))
+            vl = torch.utils.data.DataLoader(ds, batch_size=64)
+            val_pass = lambda: [model(a.to(device), b.to(device)) for a, b, _ in vl]  # noqa: E731
+        else:
+            opt = make_adam(model.parameters(), 1e-3, device)
+            xd, vd, yd = x.to(device), valid.to(device), y.to(device)
+            batches = tensor_batches((xd, vd, yd), cfg.get("batch", 64), device)
+            val_pass = lambda: [model(xd[s:s + 8192], vd[s:s + 8192]) for s in range(0, n, 8192)]  # noqa: E731
+        rows.append(measure(name, label, cfg, model, opt, mse, batches, val_pass, args, device, n_val_measured=n))
+    return rows
+
+
+def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, device, flops=None, n_val_measured=None):
+    precision = cfg.get("precision", "fp32")
+    step = make_step(model, opt, loss_fn, precision, device)
+    bs = cfg.get("batch", 64)
+    per_step, val_s = [], []
+    ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
+    for _ in range(args.repeats):
+        model.train()
+        per_step.append(time_steps(step, batches, args.warmup, args.steps))
+        model.eval()
+        t0 = time.perf_counter()
+        with torch.inference_mode(), ctx():
+            val_pass()
+        v = time.perf_counter() - t0
+        val_s.append(v * N_VAL[name] / n_val_measured if n_val_measured else v)   # scale a subset to the full split
+    s = statistics.median(per_step)
+    row = {"model": name, "variant": label, "config": cfg, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
+           "step_seconds_median": s, "samples_per_s": bs / s, "val_seconds_median": statistics.median(val_s),
+           "epoch_seconds": N_TRAIN[name] * s / bs + statistics.median(val_s), "step_seconds_all": per_step}
+    if flops:
+        row["gflops"] = flops * bs / s / 1e9
+    print(f"{name:12s} {label:34s} {row['samples_per_s']:9.0f} samples/s  epoch {row['epoch_seconds']:7.2f}s"
+          + (f"  {row['gflops']:6.1f} GFLOP/s" if flops else ""), flush=True)
+    return row
+
+
+VARIANTS = {
+    "q1": [("reference (fp32, NCHW, DataLoader)", {"reference": True}),
+           ("ours fp32 NCHW", {}),
+           ("ours fp32 channels_last", {"channels_last": True}),
+           ("ours bf16 NCHW", {"precision": "bf16"}),
+           ("ours bf16 channels_last (auto)", {"precision": "bf16", "channels_last": True})],
+    "q2": [("reference (fp32, DataLoader)", {"reference": True}),
+           ("ours fp32", {}),
+           ("ours bf16 (auto)", {"precision": "bf16"}),
+           ("ours bf16, batch 256", {"precision": "bf16", "batch": 256})],
+}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Benchmark training speed against a plain reference implementation.")
+    p.add_argument("--models", nargs="+", default=list(N_TRAIN), choices=list(N_TRAIN), help="models to benchmark")
+    p.add_argument("--steps", type=int, default=30, help="timed training steps per repeat")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps before each repeat")
+    p.add_argument("--repeats", type=int, default=3, help="repeats; medians are reported")
+    p.add_argument("--q2-n", type=int, default=8192, help="synthetic probes for the Q2 models (timing only)")
+    p.add_argument("--npz", default=None, help="BloodMNIST npz (else $BLOODMNIST_NPZ or data/bloodmnist.npz)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--out", default="figures/bench/train_speed.json", help="where to write the JSON results")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
+           "python": platform.python_version(), "peak_gflops_estimate": peak_gflops(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(f"{env['cpu']}, {env['threads']} threads, torch {env['torch']}, device {device}; "
+          f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, {env['peak_gflops_estimate']['bf16']:.0f} bf16")
+    rows = []
+    for name in args.models:
+        fn, variants = (bench_q1, VARIANTS["q1"]) if name.startswith("q1") else (bench_q2, VARIANTS["q2"])
+        rows += fn(name, variants, args, device)
+    for r in rows:
+        ref = next(x for x in rows if x["model"] == r["model"] and x["config"].get("reference"))
+        r["speedup_vs_reference"] = ref["epoch_seconds"] / r["epoch_seconds"]
+    print(f"\n{'model':12s} {'variant':34s} {'s/epoch':>8s} {'x ref':>6s}")
+    for r in rows:
+        print(f"{r['model']:12s} {r['variant']:34s} {r['epoch_seconds']:8.2f} {r['speedup_vs_reference']:6.2f}")
+    write_json(args.out, {"environment": env, "args": vars(args), "results": rows})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)

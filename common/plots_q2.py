@@ -1,0 +1,156 @@
+"""Q2 figures, drawn only from metrics files."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .experiment import load_runs
+from .plots import COLORS, curve, plt, run_label, variant_runs
+from .runio import read_json, save_figure
+
+
+def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
+    """Per model: train and validation loss per epoch; and validation Spearman of all models on one axis."""
+    runs = variant_runs(exp_dir, models)
+    fig, axes = plt.subplots(1, len(runs) + 1, figsize=(5.5 * (len(runs) + 1), 4.3))
+    for ax, (m, recs) in zip(axes, runs.items()):
+        curve(ax, recs, "train_loss", f"{m} train", COLORS.get(m, "k"))
+        curve(ax, recs, "val_loss", f"{m} validation", "k")
+        ax.set_title(f"{m}: masked MSE loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("masked MSE (z-scored intensity²)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax = axes[-1]
+    for m, recs in runs.items():
+        curve(ax, recs, "val_spearman", m, COLORS.get(m, "k"))
+    ceiling = next(iter(runs.values()))[0].get("noise_ceiling")
+    if ceiling:
+        ax.axhline(ceiling, ls="--", color="gray", label=f"noise ceiling (test) {ceiling:.3f}")
+    ax.set_title("validation Spearman (selection metric)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Spearman ρ")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    first = next(iter(runs.values()))
+    fig.suptitle(f"{title}: best trial of each search — {run_label(first)}")
+    path = Path(exp_dir) / "loss_curves.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_search(exp_dir, model):
+    """Each Optuna trial's best validation Spearman against each hyperparameter."""
+    trials = pd.read_csv(Path(exp_dir) / model / "trials.csv")
+    rec = load_runs(Path(exp_dir) / model)[0]
+    params = [c for c in trials.columns if c.startswith("params_")]
+    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.4), squeeze=False)
+    for ax, col in zip(axes[0], params):
+        for state, marker, color in (("COMPLETE", "o", COLORS.get(model, "k")), ("PRUNED", "x", "gray")):
+            t = trials[trials.state == state]
+            ax.scatter(t[col], t["value"], marker=marker, color=color, label=state.lower())
+        if col in ("params_lr", "params_filters", "params_hidden", "params_batch_size"):
+            ax.set_xscale("log")
+        ax.set_xlabel(col[7:])
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best validation Spearman")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Q2.1 {model} hyperparameter search ({len(trials)} trials, TPE) — {run_label([rec])}", fontsize=10)
+    path = Path(exp_dir) / f"search_{model}.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_q2_2_curves(exp_dir):
+    """Train/val loss and val Spearman per epoch, with and without attention (mean ± std over seeds), and test bars."""
+    exp_dir = Path(exp_dir)
+    runs = variant_runs(exp_dir, ("lstm", "lstm_attention"))
+    summary = read_json(exp_dir / "summary.json")
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    for v, recs in runs.items():
+        curve(axes[0], recs, "train_loss", f"{v} train", COLORS[v])
+        curve(axes[0], recs, "val_loss", f"{v} validation", COLORS[v])
+        axes[0].lines[-1].set_linestyle("--")
+        curve(axes[1], recs, "val_spearman", v, COLORS[v])
+    axes[1].axhline(summary["threshold"], color="gray", ls=":", label=f"threshold {summary['threshold']:.3f}")
+    for v, s in summary["variants"].items():
+        firsts = [f for f in s["first_epoch_at_threshold"] if f]
+        if firsts:
+            axes[1].axvline(np.mean(firsts), color=COLORS[v], ls=":", alpha=0.7)
+    axes[0].set(title="masked MSE per epoch (solid train, dashed validation)", xlabel="epoch", ylabel="masked MSE")
+    axes[1].set(title="validation Spearman (dotted: mean first epoch at threshold)", xlabel="epoch", ylabel="Spearman ρ")
+    names = list(summary["variants"])
+    means = [summary["variants"][v]["test_spearman_mean"] for v in names]
+    stds = [summary["variants"][v]["test_spearman_std"] for v in names]
+    bars = axes[2].bar(names, means, yerr=stds, color=[COLORS[v] for v in names], capsize=4)
+    axes[2].bar_label(bars, fmt="%.4f")
+    lo = min(m - s for m, s in zip(means, stds))
+    axes[2].set(title="test Spearman at the best validation epoch", ylabel="Spearman ρ", ylim=(max(0, lo - 0.05), None))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(next(iter(runs.values())))}")
+    path = exp_dir / "curves.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_attention_maps(exp_dir):
+    """Attention per position for the top-predicted test probes; bases as tick labels, motif positions highlighted."""
+    exp_dir = Path(exp_dir)
+    summary = read_json(exp_dir / "summary.json")
+    att = summary["attention"]
+    probes = att["top_probes"]
+    fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.25 * len(probes) + 1.2), squeeze=False)
+    for ax, p in zip(axes[:, 0], probes):
+        w, seq = np.array(p["weights"]), p["sequence"]
+        colors = ["tab:orange" if m else "tab:blue" for m in p["motif"]]
+        ax.bar(range(len(seq)), w, color=colors)
+        ax.set_xticks(range(len(seq)), list(seq), fontsize=7, family="monospace")
+        for t, m in zip(ax.get_xticklabels(), p["motif"]):
+            if m:
+                t.set_color("tab:orange")
+                t.set_fontweight("bold")
+        ax.set_ylabel("weight", fontsize=7)
+        ax.set_title(f"prediction {p['prediction']:.2f} (z-score)", fontsize=8, loc="right")
+        ax.set_xlim(-0.6, 40.6)
+    d = summary["data"]
+    fig.suptitle(f"Q2.2 attention maps, top-{len(probes)} predicted test probes (orange: GCAUG / UGCAUG positions)\n"
+                 f"attention mass on motif positions {att['attention_mass_on_motif']:.3f} vs chance {att['chance_fraction']:.3f} "
+                 f"({att['ratio_to_chance']:.1f}x, {att['probes_with_motif']} test probes with a motif) — "
+                 f"{d['source']} ({d['checksum'][:8]}), seed {att['seed']}", fontsize=9)
+    fig.tight_layout()
+    path = exp_dir / "attention_maps.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_q2_3(exp_dir):
+    """Per protein: test Spearman of the single-protein model, the multi-protein model (seen), and held out."""
+    exp_dir = Path(exp_dir)
+    s = read_json(exp_dir / "summary.json")
+    rows = s["rows"]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(7, 1.4 * len(rows) + 2), 4.5))
+    series = [("single", "single-protein model", "tab:gray"), ("multi_seen", "multi-protein, seen (identity embedding)", "tab:blue"),
+              ("multi_unseen", "multi-protein, held out (k-mer descriptor)", "tab:orange")]
+    for i, (key, label, color) in enumerate(series):
+        vals = [r[key] if r[key] is not None else np.nan for r in rows]
+        bars = ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=f"{label}: mean {s['mean'][key]:.3f}", color=color)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, [r["protein"] for r in rows])
+    ax.set_ylabel("test Spearman ρ (SetB)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="lower right")
+    d = s["data"]
+    ax.set_title(f"Q2.3 multi-protein model — {d['source']} ({d['checksum'][:8]}), {s['encoder']} encoder, "
+                 f"{s['epochs']} epochs, seed {s['seed']}, {s['device']}", fontsize=9)
+    path = exp_dir / "per_protein.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
