@@ -1,0 +1,167 @@
+"""Q2.2 / Q2.3 / make_figures tests: attention masking, multi-protein shapes, no held-out leakage,
+seed aggregates, and quick runs of every script feeding make_figures.py.
+
+Run: python -m pytest -q tests/test_q2_extra.py
+"""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from common.experiment import aggregate
+from common.multi import MultiProteinModel, kmer_codes, kmer_descriptors, train_multi
+from common.rna_models import RNALSTM
+from common.rnacompete import encode, one_hot
+from common.simulate_rnacompete import simulate
+from common.train import FitConfig
+from conftest import ROOT, make_blood_npz
+
+
+def batch(seqs):
+    codes, valid = encode(seqs)
+    return one_hot(codes), valid
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+def test_attention_sums_to_one_on_valid_positions_and_is_zero_on_padding(heads):
+    torch.manual_seed(0)
+    model = RNALSTM(hidden=16, attention_heads=heads).eval()
+    x, valid = batch(["ACGUGCAUGU" * 4, "GCAUG" * 7 + "ACG", "U" * 30])
+    _, w = model.encode(x, valid, return_weights=True)
+    assert w.shape == (3, heads, 41)
+    torch.testing.assert_close(w.sum(-1), torch.ones(3, heads))
+    assert (w.masked_select(~valid[:, None, :].expand_as(w)) == 0).all()
+    assert (w.masked_select(valid[:, None, :].expand_as(w)) > 0).all()
+
+
+def test_kmer_codes_mark_windows_with_padding_or_n():
+    x, valid = batch(["AAAAAC", "ACGNAAAAA"])
+    codes = kmer_codes(x, valid, k=5)
+    assert codes[0, :2].tolist() == [0, 1] and (codes[0, 2:] == -1).all()
+    assert (codes[1, :4] == -1).all() and codes[1, 4].item() == 0
+
+
+@pytest.mark.parametrize("protein", ["identity", "kmer"])
+@pytest.mark.parametrize("encoder, hp", [("cnn", {"filters": 8}), ("lstm", {"hidden": 8})])
+def test_multi_protein_model_shapes(protein, encoder, hp):
+    x, valid = batch(["ACGU" * 10, "GCAUG" * 8, "UUAGGGA" * 5])
+    desc = torch.randn(4, 4 ** 5)
+    model = MultiProteinModel(encoder, hp, 4, protein=protein, descriptors=desc if protein == "kmer" else None)
+    assert model(x, valid).shape == (3, 4)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim")
+    simulate(d, seed=5, n_seta=500, n_setb=300)
+    return d
+
+
+def small_data(sim, tmp_path):
+    from common.rnacompete import load_rnacompete
+    from common.q2 import device_split
+    splits, _ = load_rnacompete(sim, ["RBFOX1", "QKI", "PUM1"], cache_dir=tmp_path / "cache")
+    return {s: device_split(v, "cpu") for s, v in splits.items()}
+
+
+def test_held_out_protein_never_reaches_training(sim, tmp_path):
+    """Scrambling the held-out protein's training targets must leave the trained model bit-identical."""
+    data = small_data(sim, tmp_path)
+    cfg = FitConfig(epochs=2, batch_size=64, seed=0, select="val_spearman")
+    desc = kmer_descriptors(data["train"])
+    states = []
+    for scramble in (False, True):
+        d = {s: dict(v) for s, v in data.items()}
+        if scramble:
+            for s in ("train", "val"):
+                y = d[s]["y"].clone()
+                y[:, 0] = torch.randn(len(y))
+                d[s]["y"] = y
+        torch.manual_seed(0)
+        model = MultiProteinModel("cnn", {"filters": 8}, 3, protein="kmer", descriptors=desc)
+        result = train_multi(model, d, [1, 2], 1e-3, cfg, "cpu")
+        states.append((result["best_state"], [h["val_spearman"] for h in result["history"]]))
+    for k in states[0][0]:
+        assert torch.equal(states[0][0][k], states[1][0][k]), k
+    assert states[0][1] == states[1][1]
+
+
+def test_descriptors_use_only_the_split_they_are_given(sim, tmp_path):
+    data = small_data(sim, tmp_path)
+    a = kmer_descriptors(data["train"])
+    test_changed = dict(data["test"], y=torch.randn_like(data["test"]["y"]))
+    assert a.shape == (3, 1024) and torch.equal(a, kmer_descriptors(data["train"]))
+    assert not torch.equal(a, kmer_descriptors(test_changed))
+
+
+def test_aggregate_mean_and_std():
+    recs = [{"test": {"acc": v}, "t": s} for v, s in ((0.9, 10.0), (0.8, 12.0), (0.95, 11.0))]
+    agg = aggregate(recs, ["test.acc", "t"])
+    assert agg["test.acc"]["mean"] == pytest.approx(np.mean([0.9, 0.8, 0.95]))
+    assert agg["test.acc"]["std"] == pytest.approx(np.std([0.9, 0.8, 0.95], ddof=1))
+    assert agg["t"]["n"] == 3 and agg["t"]["values"] == [10.0, 12.0, 11.0]
+    assert aggregate(recs[:1], ["t"])["t"]["std"] == 0.0
+
+
+def run(*args):
+    r = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def quick_figures(sim, tmp_path_factory):
+    """Every script's quick run into one folder, renamed to the real experiment names."""
+    tmp = tmp_path_factory.mktemp("fig")
+    out = ["--out-dir", str(tmp / "f"), "--run-dir", str(tmp / "r"), "--device", "cpu"]
+    npz = make_blood_npz(tmp / "blood.npz")
+    logs = {"q1_1": run("q1_1_cnn.py", "--npz", str(npz), "--quick", "--seeds", "0", "1", "--epochs", "1", *out),
+            "q1_2": run("q1_2_maxpool.py", "--npz", str(npz), "--quick", "--epochs", "1", "--seeds", "0", *out),
+            "q2_1": run("q2_1_cnn_lstm.py", "--data-dir", str(sim), "--quick", *out),
+            "q2_2": run("q2_2_attention.py", "--data-dir", str(sim), "--quick", "--q2-1-metrics",
+                        str(tmp / "f" / "q2_1_quick" / "lstm" / "metrics.json"), *out),
+            "q2_3": run("q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1", "QKI", "PUM1", *out)}
+    for d in (tmp / "f").glob("*_quick"):
+        d.rename(tmp / "f" / d.name[:-6])
+    return tmp / "f", logs
+
+
+def test_q2_2_quick_run_outputs(quick_figures):
+    f, logs = quick_figures
+    s = json.loads((f / "q2_2" / "summary.json").read_text())
+    assert set(s["variants"]) == {"lstm", "lstm_attention"} and s["seeds"] == [0, 1]
+    assert 0 <= s["attention"]["attention_mass_on_motif"] <= 1 and len(s["attention"]["top_probes"]) == 8
+    agg = json.loads((f / "q2_2" / "lstm_attention" / "aggregate.json").read_text())
+    assert agg["metrics"]["test.spearman"]["n"] == 2
+    assert "attention mass on UGCAUG/GCAUG" in logs["q2_2"]
+
+
+def test_q2_3_quick_run_outputs(quick_figures):
+    f, _ = quick_figures
+    s = json.loads((f / "q2_3" / "summary.json").read_text())
+    assert [r["protein"] for r in s["rows"]] == ["RBFOX1", "QKI", "PUM1"]
+    m = json.loads((f / "q2_3" / "unseen" / "QKI" / "metrics.json").read_text())
+    assert m["held_out"] == "QKI" and "QKI" not in m["train_proteins"]
+    assert "| protein |" in (f / "q2_3" / "table.md").read_text()
+
+
+def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_figures, tmp_path):
+    f, _ = quick_figures
+    figs = tmp_path / "figures"
+    shutil.copytree(f, figs)
+    shutil.copytree(f / "q1_1", figs / "gpu" / "q1_1")
+    for png in figs.rglob("*.png"):
+        png.unlink()
+    out = run("make_figures.py", "--figures", str(figs))
+    for name in ("q1_1/curves.png", "q1_2/curves.png", "q1_2/comparison.png", "gpu/q1_1/curves.png", "q2_1/loss_curves.png",
+                 "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png", "q2_2/attention_maps.png", "q2_3/per_protein.png"):
+        assert (figs / name).stat().st_size > 10_000, name
+    results = (figs / "RESULTS.md").read_text()
+    assert "| q1_1 | logits |" in results and "Q2.2" in results and "Q2.3" in results and "wrote" in out
+    (figs / "q2_3" / "summary.json").unlink()
+    r = subprocess.run([sys.executable, "make_figures.py", "--figures", str(figs)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1 and "run `python q2_3_multi_protein.py`" in r.stderr and "Traceback" not in r.stderr
