@@ -51,7 +51,7 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
     """Training loss, validation accuracy and test accuracy per epoch, both variants on the same axes."""
     runs = variant_runs(exp_dir, variants)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
-    panels = [("train_loss", "training loss (cross-entropy)"), ("val_acc", "validation accuracy"),
+    panels = [("train_loss", "training loss (cross-entropy, log scale)"), ("val_acc", "validation accuracy (★ selected epoch)"),
               ("test_acc", "test accuracy (plotted, not used for selection)")]
     for ax, (key, ylabel) in zip(axes, panels):
         for v, recs in runs.items():
@@ -60,6 +60,11 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
+    axes[0].set_yscale("log")   # logits reach ~1e-6 while softmax stalls near 1.3: both visible on a log axis
+    for v, recs in runs.items():   # mark the epoch selected on validation (first seed)
+        b = recs[0]["best"]
+        axes[1].plot(b["epoch"], b["val_acc"], "*", color=COLORS[v], ms=12)
+        axes[2].plot(b["epoch"], recs[0]["test"]["acc"], "*", color=COLORS[v], ms=12)
     first = next(iter(runs.values()))
     fig.suptitle(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(first)}")
     path = Path(exp_dir) / "curves.png"
