@@ -1,6 +1,7 @@
 """Q2 figures, drawn only from metrics files."""
 from pathlib import Path
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -52,6 +53,7 @@ def plot_search(exp_dir, model):
             ax.scatter(t[col], t["value"], marker=marker, color=color, label=state.lower())
         if col in ("params_lr", "params_filters", "params_hidden", "params_batch_size"):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # no overlapping minor labels
         ax.set_xlabel(col[7:])
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best validation Spearman")
