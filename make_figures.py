@@ -60,8 +60,8 @@ def q1_rows(root):
 
 def q2_rows(root):
     out = []
-    recs = [(m, load_runs(Path(root) / "q2_1" / m)) for m in ("cnn", "lstm")]
-    recs = [(m, r[0]) for m, r in recs if r]
+    recs = [(m, read_json(Path(root) / "q2_1" / m / "metrics.json")) for m in ("cnn", "lstm")
+            if (Path(root) / "q2_1" / m / "metrics.json").is_file()]
     if recs:
         out += ["### Q2.1 (best trial of each search, test evaluated once)", "",
                 "| model | data | trials | max epochs | best epoch | val Spearman | test Spearman | test Pearson | test MSE | noise ceiling | test / ceiling | s/epoch | device |",

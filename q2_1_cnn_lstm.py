@@ -16,6 +16,7 @@ Reproduce:
     python q2_1_cnn_lstm.py --data-dir DIR --protein RBFOX1 --trials 20
     python q2_1_cnn_lstm.py --quick                   # smoke run: 1 trial, 1 epoch, 2,000 probes
     python q2_1_cnn_lstm.py --resume                  # continue an interrupted search (SQLite study in runs/)
+    python q2_1_cnn_lstm.py --seeds 0 1 2             # after the search, retrain the selected config per seed
 
 Writes figures/q2_1/<model>/metrics.json and trials.csv, and figures/q2_1/{loss_curves,val_spearman,
 search_<model>}.png. Expected on the simulated set: test Spearman >= 0.9 x the noise ceiling (README table).
@@ -30,7 +31,7 @@ import pandas as pd
 import torch
 
 from common.cli import add_common_args, pick_device, positive_int, resolve_precision, seed_everything
-from common.experiment import experiment_name, guard_finished, metrics_record
+from common.experiment import experiment_name, guard_finished, metrics_record, write_aggregate
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
@@ -132,6 +133,21 @@ def search(args, name, data, record, device, precision, experiment):
                          result, started, extra={"status": "complete", "test": test, "noise_ceiling": ceiling,
                                                  "search_seconds": time.time() - started})
     write_json(out / "metrics.json", rec)
+    if args.seeds:   # seed variance of the selected configuration: retrain it once per seed
+        for seed in args.seeds:
+            seed_everything(seed)
+            cfg = FitConfig(epochs=epochs, batch_size=saved["batch_size"], seed=seed, select="val_spearman",
+                            patience=args.patience, precision=precision)
+            t0 = time.time()
+            m, res = train_rna(name, saved["hp"], saved["lr"], data, cfg, device)
+            seed_rec = metrics_record(experiment, name, {**config, "seed": seed}, record, device, seed, rec["params"], res, t0,
+                                      extra={"status": "complete", "test": test_report(m, res["best_state"], data["test"]),
+                                             "noise_ceiling": ceiling})
+            write_json(out / f"seed{seed}" / "metrics.json", seed_rec)
+            print(f"{name} seed {seed}: test Spearman {seed_rec['test']['spearman']:.4f}")
+        agg = write_aggregate(out, ["test.spearman", "test.pearson", "test.mse", "best.val_spearman"])
+        print(f"{name}: test Spearman over seeds {agg['seeds']}: {agg['metrics']['test.spearman']['mean']:.4f} "
+              f"± {agg['metrics']['test.spearman']['std']:.4f}")
     print(f"{name}: best trial {best.number} {saved['hp']} lr {saved['lr']:.2e} batch {saved['batch_size']}; "
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, pick_device, positive_int, resolve_precision, seed_everything
+from common.cli import add_common_args, pick_device, resolve_precision, seed_everything, seeds_of
 from common.experiment import experiment_name, guard_finished, metrics_record
 from common.multi import MultiProteinModel, kmer_descriptors, train_multi
 from common.plots_q2 import plot_q2_3
@@ -67,19 +67,10 @@ def per_protein_test(model, split, names):
     return dict(zip(names, regression_report(p, split["y"], split["y_mask"])))
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    experiment = experiment_name("q2_3", args.quick)
-    device = pick_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision, device)
-    data, record = load_q2(args, args.proteins, device)
+def protocol(args, seed, out, data, record, device, precision, experiment):
+    """(a) and (b) for one seed; returns one row per protein with the three test Spearman values."""
     names, P = args.proteins, len(args.proteins)
-    print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "
-          f"sizes {record['sizes']}; device {device}, precision {precision}, encoder {args.encoder}")
-    out = Path(args.out_dir) / experiment
-    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, select="val_spearman", precision=precision)
+    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_spearman", precision=precision)
     hp = ENCODER_HP[args.encoder]
 
     def log(tag):
@@ -90,8 +81,8 @@ def main(argv=None):
         return on_epoch
 
     def save(path, variant, model, result, started, extra):
-        config = {**vars(args), "variant": variant, "encoder_hp": hp, "precision": precision}
-        rec = metrics_record(experiment, variant, config, record, device, args.seed,
+        config = {**vars(args), "variant": variant, "seed": seed, "encoder_hp": hp, "precision": precision}
+        rec = metrics_record(experiment, variant, config, record, device, seed,
                              sum(p.numel() for p in model.parameters()), result, started, extra={"status": "complete", **extra})
         write_json(path / "metrics.json", rec)
         return rec
@@ -100,7 +91,7 @@ def main(argv=None):
         guard_finished(path / "metrics.json", args)
 
     # (a) seen proteins: one identity-embedding model for all, and one single-protein model per protein
-    seed_everything(args.seed)
+    seed_everything(seed)
     started = time.time()
     multi = MultiProteinModel(args.encoder, hp, P, protein="identity")
     result = train_multi(multi, data, list(range(P)), args.lr, cfg, device, log("multi (identity)"))
@@ -108,7 +99,7 @@ def main(argv=None):
     seen = save(out / "seen", "multi_identity", multi, result, started, {"test": per_protein_test(multi, data["test"], names)})
     single = {}
     for j, name in enumerate(names):
-        seed_everything(args.seed)
+        seed_everything(seed)
         started = time.time()
         model, result = train_rna(args.encoder, hp, args.lr, data, cfg, device, col=j, on_epoch=log(f"single {name}"))
         single[name] = save(out / "single" / name, f"single_{name}", model, result, started,
@@ -120,7 +111,7 @@ def main(argv=None):
     for name in args.holdout or names:
         j = names.index(name)
         train_cols = [i for i in range(P) if i != j]
-        seed_everything(args.seed)
+        seed_everything(seed)
         started = time.time()
         model = MultiProteinModel(args.encoder, hp, P, protein="kmer", descriptors=descriptors)
         result = train_multi(model, data, train_cols, args.lr, cfg, device, log(f"held-out {name}"))
@@ -130,22 +121,48 @@ def main(argv=None):
                             {"held_out": name, "train_proteins": [names[i] for i in train_cols], "test": test,
                              "held_out_test": test[name]})
 
+    return [{"single": single[n]["test"]["spearman"], "multi_seen": seen["test"][n]["spearman"],
+             "multi_unseen": unseen[n]["held_out_test"]["spearman"] if n in unseen else None} for n in names]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    experiment = experiment_name("q2_3", args.quick)
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    precision = resolve_precision(args.precision, device)
+    data, record = load_q2(args, args.proteins, device)
+    names = args.proteins
+    print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "
+          f"sizes {record['sizes']}; device {device}, precision {precision}, encoder {args.encoder}")
+    base = Path(args.out_dir) / experiment
+    seeds = seeds_of(args)
+    per_seed = [protocol(args, seed, base / f"seed{seed}" if args.seeds else base, data, record, device, precision, experiment)
+                for seed in seeds]
     rows = []
-    for name in names:
-        rows.append({"protein": name, "id": record["ids"][names.index(name)],
-                     "single": single[name]["test"]["spearman"], "multi_seen": seen["test"][name]["spearman"],
-                     "multi_unseen": unseen[name]["held_out_test"]["spearman"] if name in unseen else None})
-    summary = {"experiment": experiment, "data": record, "encoder": args.encoder, "epochs": args.epochs, "seed": args.seed,
+    for j, name in enumerate(names):
+        row = {"protein": name, "id": record["ids"][j]}
+        for key in ("single", "multi_seen", "multi_unseen"):
+            vals = [r[j][key] for r in per_seed if r[j][key] is not None]
+            row[key] = float(np.mean(vals)) if vals else None
+            row[key + "_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        rows.append(row)
+    out = base
+    summary = {"experiment": experiment, "data": record, "encoder": args.encoder, "epochs": args.epochs, "seeds": seeds,
                "device": device, "rows": rows,
                "mean": {k: float(np.mean([r[k] for r in rows if r[k] is not None])) for k in ("single", "multi_seen", "multi_unseen")}}
     write_json(out / "summary.json", summary)
-    fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
+    def fmt(v, sd=None):
+        return "—" if v is None else f"{v:.4f}" + (f" ± {sd:.4f}" if sd is not None and len(seeds) > 1 else "")
+
     table = ["| protein | id | single-protein model | multi-protein, seen (identity) | multi-protein, held out (k-mer descriptor) |",
-             "|---|---|---|---|---|"] + [f"| {r['protein']} | {r['id']} | {fmt(r['single'])} | {fmt(r['multi_seen'])} | {fmt(r['multi_unseen'])} |"
+             "|---|---|---|---|---|"] + [f"| {r['protein']} | {r['id']} | {fmt(r['single'], r['single_std'])} | "
+                                         f"{fmt(r['multi_seen'], r['multi_seen_std'])} | {fmt(r['multi_unseen'], r['multi_unseen_std'])} |"
                                          for r in rows]
     table.append(f"| **mean** | | {fmt(summary['mean']['single'])} | {fmt(summary['mean']['multi_seen'])} | {fmt(summary['mean']['multi_unseen'])} |")
     caption = (f"Test Spearman on SetB. Data: {record['source']} ({record['checksum'][:8]}); encoder {args.encoder}; "
-               f"{args.epochs} epochs; seed {args.seed}; device {device}.\n\n")
+               f"{args.epochs} epochs; seeds {seeds} (mean ± std over seeds when several); device {device}.\n\n")
     write_text(out / "table.md", caption + "\n".join(table) + "\n")
     print("\n" + "\n".join(table))
     print(f"figure: {plot_q2_3(out)}")

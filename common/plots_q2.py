@@ -143,7 +143,8 @@ def plot_q2_3(exp_dir):
               ("multi_unseen", "multi-protein, held out (k-mer descriptor)", "tab:orange")]
     for i, (key, label, color) in enumerate(series):
         vals = [r[key] if r[key] is not None else np.nan for r in rows]
-        bars = ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=f"{label}: mean {s['mean'][key]:.3f}", color=color)
+        errs = [r.get(key + "_std", 0.0) for r in rows]
+        bars = ax.bar(x + (i - 1) * 0.27, vals, 0.27, yerr=errs, capsize=2, label=f"{label}: mean {s['mean'][key]:.3f}", color=color)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, [r["protein"] for r in rows])
     ax.set_ylabel("test Spearman ρ (SetB)")
@@ -151,7 +152,7 @@ def plot_q2_3(exp_dir):
     ax.legend(fontsize=8, loc="lower right")
     d = s["data"]
     ax.set_title(f"Q2.3 multi-protein model — {d['source']} ({d['checksum'][:8]}), {s['encoder']} encoder, "
-                 f"{s['epochs']} epochs, seed {s['seed']}, {s['device']}", fontsize=9)
+                 f"{s['epochs']} epochs, seeds {s['seeds']}, {s['device']}", fontsize=9)
     path = exp_dir / "per_protein.png"
     save_figure(fig, path)
     plt.close(fig)
