@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from common.bloodmnist import load_bloodmnist
-from common.cli import add_common_args, pick_device, resolve_precision, seed_everything, seeds_of
+from common.cli import add_common_args, seed_everything, seeds_of, setup_device
 from common.experiment import experiment_name, guard_finished, load_runs, metrics_record, run_dirs, write_aggregate
 from common.models import BloodCNN, count_params
 from common.plots import plot_q1_curves
@@ -110,11 +110,8 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
 def main(argv=None, pool=False, base="q1_1", description=__doc__):
     args = parse_args(argv, description)
     experiment = experiment_name(base, args.quick)
-    device = pick_device(args.device)
+    device, precision = setup_device(args)
     torch.backends.cudnn.benchmark = True   # fixed input shapes: let cuDNN pick the fastest conv kernels
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision, device)
     channels_last = args.channels_last != "off"
     data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
     print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['md5']}, found by {data_record['found_by']}) "

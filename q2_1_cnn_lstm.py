@@ -30,7 +30,7 @@ import optuna
 import pandas as pd
 import torch
 
-from common.cli import add_common_args, pick_device, positive_int, resolve_precision, seed_everything
+from common.cli import add_common_args, positive_int, seed_everything, setup_device
 from common.experiment import experiment_name, guard_finished, metrics_record, write_aggregate
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
@@ -157,10 +157,7 @@ def search(args, name, data, record, device, precision, experiment):
 def main(argv=None):
     args = parse_args(argv)
     experiment = experiment_name("q2_1", args.quick)
-    device = pick_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision, device)
+    device, precision = setup_device(args)
     data, record = load_q2(args, [args.protein], device)
     sim = Path(record["path"]).parent / "simulation.json"
     if record["source"] == "simulated" and sim.is_file():

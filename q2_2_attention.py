@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, pick_device, positive_int, resolve_precision, seed_everything
+from common.cli import add_common_args, positive_int, seed_everything, setup_device
 from common.experiment import experiment_name, guard_finished, metrics_record, run_dirs, write_aggregate
 from common.plots_q2 import plot_attention_maps, plot_q2_2_curves
 from common.q2 import load_q2, predict, test_report, train_rna
@@ -97,10 +97,7 @@ def attention_on_motifs(model, split, device):
 def main(argv=None):
     args = parse_args(argv)
     experiment = experiment_name("q2_2", args.quick)
-    device = pick_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision, device)
+    device, precision = setup_device(args)
     data, record = load_q2(args, [args.protein], device)
     hp, lr, batch_size, hp_source = tuned_config(args)
     print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) sizes {record['sizes']}; device {device}, "

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, pick_device, resolve_precision, seed_everything, seeds_of
+from common.cli import add_common_args, seed_everything, seeds_of, setup_device
 from common.experiment import experiment_name, guard_finished, metrics_record
 from common.multi import MultiProteinModel, kmer_descriptors, train_multi
 from common.plots_q2 import plot_q2_3
@@ -128,10 +128,7 @@ def protocol(args, seed, out, data, record, device, precision, experiment):
 def main(argv=None):
     args = parse_args(argv)
     experiment = experiment_name("q2_3", args.quick)
-    device = pick_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision, device)
+    device, precision = setup_device(args)
     data, record = load_q2(args, args.proteins, device)
     names = args.proteins
     print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "

@@ -90,3 +90,11 @@ def seed_everything(seed):
 def seeds_of(args):
     """The list of seeds to run: --seeds if given, else [--seed]."""
     return list(args.seeds) if args.seeds else [args.seed]
+
+
+def setup_device(args):
+    """(device, precision) from --device/--precision, after applying --threads."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    return device, resolve_precision(args.precision, device)

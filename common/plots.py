@@ -14,6 +14,13 @@ COLORS = {"logits": "tab:blue", "softmax": "tab:red", "cnn": "tab:green", "lstm"
           "lstm_attention": "tab:orange", "maxpool": "tab:cyan"}
 
 
+def finish(fig, path):
+    """Save atomically, free the figure, return the path."""
+    save_figure(fig, path)
+    plt.close(fig)
+    return Path(path)
+
+
 def data_label(record):
     d = record["data"]
     tag = d.get("md5") or d.get("checksum") or ""
@@ -67,10 +74,7 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
         axes[2].plot(b["epoch"], recs[0]["test"]["acc"], "*", color=COLORS[v], ms=12)
     first = next(iter(runs.values()))
     fig.suptitle(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(first)}")
-    path = Path(exp_dir) / "curves.png"
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return finish(fig, Path(exp_dir) / "curves.png")
 
 
 def _mean(records, get):
@@ -109,7 +113,5 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
         ax.legend(fontsize=8)
     ra, rb = next(iter(a.values()))[0], next(iter(b.values()))[0]
     fig.suptitle(f"Q1.2 vs Q1.1 — Q1.1: {run_label([ra])}; Q1.2: {run_label([rb])}", fontsize=10)
-    save_figure(fig, out_path)
-    plt.close(fig)
-    return Path(out_path)
+    return finish(fig, out_path)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from .experiment import load_runs
-from .plots import COLORS, curve, plt, run_label, variant_runs
-from .runio import read_json, save_figure
+from .plots import COLORS, curve, finish, plt, run_label, variant_runs
+from .runio import read_json
 
 
 def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
@@ -35,10 +35,7 @@ def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
     ax.legend()
     first = next(iter(runs.values()))
     fig.suptitle(f"{title}: best trial of each search — {run_label(first)}")
-    path = Path(exp_dir) / "loss_curves.png"
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return finish(fig, Path(exp_dir) / "loss_curves.png")
 
 
 def plot_search(exp_dir, model):
@@ -59,10 +56,7 @@ def plot_search(exp_dir, model):
     axes[0][0].set_ylabel("best validation Spearman")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Q2.1 {model} hyperparameter search ({len(trials)} trials, TPE) — {run_label([rec])}", fontsize=10)
-    path = Path(exp_dir) / f"search_{model}.png"
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return finish(fig, Path(exp_dir) / f"search_{model}.png")
 
 
 def plot_q2_2_curves(exp_dir):
@@ -95,10 +89,7 @@ def plot_q2_2_curves(exp_dir):
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
     fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(next(iter(runs.values())))}")
-    path = exp_dir / "curves.png"
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return finish(fig, exp_dir / "curves.png")
 
 
 def plot_attention_maps(exp_dir):
@@ -126,10 +117,7 @@ def plot_attention_maps(exp_dir):
                  f"({att['ratio_to_chance']:.1f}x, {att['probes_with_motif']} test probes with a motif) — "
                  f"{d['source']} ({d['checksum'][:8]}), seed {att['seed']}", fontsize=9)
     fig.tight_layout()
-    path = exp_dir / "attention_maps.png"
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return finish(fig, exp_dir / "attention_maps.png")
 
 
 def plot_q2_3(exp_dir):
@@ -153,7 +141,4 @@ def plot_q2_3(exp_dir):
     d = s["data"]
     ax.set_title(f"Q2.3 multi-protein model — {d['source']} ({d['checksum'][:8]}), {s['encoder']} encoder, "
                  f"{s['epochs']} epochs, seeds {s['seeds']}, {s['device']}", fontsize=9)
-    path = exp_dir / "per_protein.png"
-    save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return finish(fig, exp_dir / "per_protein.png")
