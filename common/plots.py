@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -87,31 +88,35 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
     if not any((Path(q11_dir) / v).exists() for v in ("logits", "softmax")):
         raise UserError(f"no Q1.1 metrics under {q11_dir}; run `python q1_1_cnn.py` (or --quick for a smoke run) first")
     a, b = variant_runs(q11_dir, ("logits", "softmax")), variant_runs(q12_dir, ("logits", "softmax"))
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
-    panels = [("test accuracy at best val epoch", lambda r: r["test"]["acc"], False),
-              ("parameters", lambda r: r["params"], True),
-              ("total training time (s)", lambda r: r["train_seconds"], True),
-              ("median seconds per epoch (train + eval)", lambda r: r["seconds_per_epoch_median"], True)]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
+    panels = [("test accuracy at the best-validation epoch", lambda r: r["test"]["acc"], False, "%.3f"),
+              ("parameters (log scale)", lambda r: r["params"], True, "%.3g"),
+              ("total training time, s (epochs run on each bar)", lambda r: r["train_seconds"], False, "%.0f"),
+              ("median seconds per epoch (train + evaluation)", lambda r: r["seconds_per_epoch_median"], True, "%.2f")]
     variants = sorted(set(a) | set(b))
     width = 0.38
-    for ax, (ylabel, get, log) in zip(axes, panels):
+    for ax, (title, get, log, fmt) in zip(axes, panels):
         for i, (name, runs, color) in enumerate([("Q1.1 no pool", a, "tab:gray"), ("Q1.2 MaxPool", b, "tab:cyan")]):
-            xs, ms, ss = [], [], []
+            xs, ms, ss, labels = [], [], [], []
             for j, v in enumerate(variants):
                 if v in runs:
                     m, s = _mean(runs[v], get)
                     xs.append(j + (i - 0.5) * width)
                     ms.append(m)
                     ss.append(s)
-            bars = ax.bar(xs, ms, width, yerr=ss, color=color, label=name, capsize=3)
-            ax.bar_label(bars, fmt="%.3g", fontsize=8)
+                    n = len(runs[v])
+                    labels.append(fmt % m + (f"\n{runs[v][0]['epochs_run']} ep" if "epochs run" in title else "")
+                                  + (f"\n(n={n})" if n > 1 else ""))
+            bars = ax.bar(xs, ms, width, yerr=ss if any(ss) else None, color=color, label=name, capsize=3)
+            ax.bar_label(bars, labels=labels, fontsize=8)
         ax.set_xticks(range(len(variants)), variants)
-        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
         if log:
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.margins(y=0.15)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", fontsize=9, ncol=2)
     ra, rb = next(iter(a.values()))[0], next(iter(b.values()))[0]
-    fig.suptitle(f"Q1.2 vs Q1.1 — Q1.1: {run_label([ra])}; Q1.2: {run_label([rb])}", fontsize=10)
+    fig.suptitle(f"Q1.2 vs Q1.1 — Q1.1: {run_label([ra])}; Q1.2: {run_label([rb])}", fontsize=10, x=0.4)
     return finish(fig, out_path)
-
