@@ -90,6 +90,12 @@ def q2_rows(root):
         for v, x in s["variants"].items():
             out.append(f"| {v} | {x['test_spearman_mean']:.4f} ± {x['test_spearman_std']:.4f} (n={len(x['test_spearman'])}) | "
                        f"{x['first_epoch_at_threshold']} | {x['best_val_spearman_mean']:.4f} |")
+        out += ["", "First epoch at which validation Spearman reaches each threshold, per seed (from the saved histories):", "",
+                "| threshold | " + " | ".join(s["variants"]) + " |", "|---|" + "---|" * len(s["variants"])]
+        hist = {v: [r["history"] for r in load_runs(Path(root) / "q2_2" / v)] for v in s["variants"]}
+        for t in (0.74, 0.75, 0.76, 0.765, 0.77, 0.775):
+            cells = [str([next((h["epoch"] for h in hs if h["val_spearman"] >= t), None) for hs in hist[v]]) for v in s["variants"]]
+            out.append(f"| {t} | " + " | ".join(cells) + " |")
         a = s["attention"]
         out += ["", f"Attention mass on GCAUG/UGCAUG positions: {a['attention_mass_on_motif']:.3f} vs chance {a['chance_fraction']:.3f} "
                 f"= **{a['ratio_to_chance']:.1f}×** ({a['probes_with_motif']} test probes with a motif, seed {a['seed']}).", ""]

@@ -75,20 +75,25 @@ def plot_q2_2_curves(exp_dir):
         firsts = [f for f in s["first_epoch_at_threshold"] if f]
         if firsts:
             axes[1].axvline(np.mean(firsts), color=COLORS[v], ls=":", alpha=0.7)
-    axes[0].set(title="masked MSE per epoch (solid train, dashed validation)", xlabel="epoch", ylabel="masked MSE")
-    axes[1].set(title="validation Spearman (dotted: mean first epoch at threshold)", xlabel="epoch", ylabel="Spearman ρ")
+    axes[0].set(xlabel="epoch", ylabel="masked MSE")
+    axes[0].set_title("masked MSE (solid train, dashed validation)", fontsize=10)
+    axes[1].set(xlabel="epoch", ylabel="Spearman ρ")
+    axes[1].set_title("validation Spearman (dotted: mean first epoch ≥ threshold)", fontsize=10)
     names = list(summary["variants"])
     means = [summary["variants"][v]["test_spearman_mean"] for v in names]
     stds = [summary["variants"][v]["test_spearman_std"] for v in names]
     bars = axes[2].bar(names, means, yerr=stds, color=[COLORS[v] for v in names], capsize=4)
     axes[2].bar_label(bars, fmt="%.4f")
     lo = min(m - s for m, s in zip(means, stds))
-    axes[2].set(title="test Spearman at the best validation epoch", ylabel="Spearman ρ", ylim=(max(0, lo - 0.05), None))
+    hi = max(m + s for m, s in zip(means, stds))
+    axes[2].set(ylabel="Spearman ρ", ylim=(max(0, lo - 0.01), hi + 0.005))
+    axes[2].set_title("test Spearman at the best validation epoch (mean ± std)", fontsize=10)
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(next(iter(runs.values())))}")
+    fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(next(iter(runs.values())))}",
+                 y=1.02)
     return finish(fig, exp_dir / "curves.png")
 
 
