@@ -13,11 +13,11 @@ from pathlib import Path
 
 from common.experiment import aggregate, load_runs
 from common.plots import plot_q1_comparison, plot_q1_curves
-from common.plots_q2 import plot_attention_maps, plot_q2_2_curves, plot_q2_3, plot_q2_curves, plot_search
+from common.plots_q2 import plot_attention_maps, plot_cnn_filters, plot_q2_2_curves, plot_q2_3, plot_q2_curves, plot_search
 from common.runio import read_json, write_text
 
 
-OPTIONAL = ("gpu", "precision_check")
+OPTIONAL = ("gpu", "precision_check", "cnn_filters.json")
 
 
 def figure_jobs(root):
@@ -34,6 +34,7 @@ def figure_jobs(root):
             m for m in ("cnn", "lstm") if (r / "q2_1" / m / "metrics.json").is_file()])),
         (r / "q2_1/cnn/trials.csv", "python q2_1_cnn_lstm.py --model cnn", lambda: plot_search(r / "q2_1", "cnn")),
         (r / "q2_1/lstm/trials.csv", "python q2_1_cnn_lstm.py --model lstm", lambda: plot_search(r / "q2_1", "lstm")),
+        (r / "q2_1/cnn_filters.json", "python interpret_cnn.py", lambda: plot_cnn_filters(r / "q2_1/cnn_filters.json")),
         (r / "q2_2/summary.json", "python q2_2_attention.py", lambda: plot_q2_2_curves(r / "q2_2")),
         (r / "q2_2/summary.json", "python q2_2_attention.py", lambda: plot_attention_maps(r / "q2_2")),
         (r / "q2_3/summary.json", "python q2_3_multi_protein.py", lambda: plot_q2_3(r / "q2_3")),
@@ -80,6 +81,12 @@ def q2_rows(root):
                        f"{r['test']['pearson']:.4f} | {r['test']['mse']:.4f} | {ceiling} | {ratio} | "
                        f"{r['seconds_per_epoch_median']:.2f} | {r['device_name']} |")
         out.append("")
+    cf = Path(root) / "q2_1" / "cnn_filters.json"
+    if cf.is_file():
+        c = read_json(cf)
+        top = ", ".join(f"{r['consensus'].strip('n')} ({r['top1pct_enrichment']:.1f}×)" for r in c["filters"][: c["show"]])
+        out += [f"CNN first-layer filters (`interpret_cnn.py`, {c['trial']}): {c['summary']['gcaug_in_top_by_enrichment']} of the "
+                f"{c['show']} filters most enriched in the top 1% bound probes contain GCAUG; their consensus (enrichment): {top}.", ""]
     s2 = Path(root) / "q2_2" / "summary.json"
     if s2.is_file():
         s = read_json(s2)

@@ -147,3 +147,23 @@ def plot_q2_3(exp_dir):
     ax.set_title(f"Q2.3 multi-protein model — {d['source']} ({d['checksum'][:8]}), {s['encoder']} encoder, "
                  f"{s['epochs']} epochs, seeds {s['seeds']}, {s['device']}", fontsize=9)
     return finish(fig, exp_dir / "per_protein.png")
+
+
+def plot_cnn_filters(path):
+    """PWM heatmaps of the strongest first-layer CNN filters, with their consensus and correlation."""
+    d = read_json(path)
+    rows = d["filters"][: d["show"]]
+    fig, axes = plt.subplots(2, (len(rows) + 1) // 2, figsize=(3.2 * ((len(rows) + 1) // 2), 5.6), squeeze=False)
+    for ax, r in zip(axes.flat, rows):
+        pwm = np.array(r["pwm"]).T                                             # (4, k)
+        ax.imshow(pwm, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        ax.set_yticks(range(4), list("ACGU"))
+        ax.set_xticks(range(pwm.shape[1]), list(r["consensus"]), fontsize=8, family="monospace")
+        ax.set_title(f"filter {r['filter']}: top-1% enr. {r['top1pct_enrichment']:.2f}, ρ={r['spearman_with_binding']:+.2f}", fontsize=8)
+    for ax in list(axes.flat)[len(rows):]:
+        ax.axis("off")
+    dd = d["data"]
+    fig.suptitle(f"Q2.1 CNN first-layer filters as PWMs (top {d['top_n']} validation windows each), most enriched in the top 1% bound probes first; "
+                 f"x labels: consensus (n = < 1 bit)\n{dd['source']} ({dd['checksum'][:8]}), {d['trial']}", fontsize=9)
+    fig.tight_layout()
+    return finish(fig, Path(path).parent / "cnn_filters.png")

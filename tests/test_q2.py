@@ -217,3 +217,23 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--protein", "XYZ", *out],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown protein 'XYZ'" in bad.stderr
+
+
+def test_filter_consensus_and_pwm_of_a_planted_motif():
+    from interpret_cnn import consensus, filter_pwms
+    torch.manual_seed(0)
+    model = RNACNN(kernel=5, filters=1).eval()
+    with torch.no_grad():   # a filter that matches GCAUG exactly: +1 on the motif's bases, -1 elsewhere
+        w = -torch.ones(1, 4, 5)
+        for i, b in enumerate("GCAUG"):
+            w[0, "ACGU".index(b), i] = 1.0
+        model.conv.weight.copy_(w)
+        model.conv.bias.fill_(-4.0)
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGU"), 40)) for _ in range(200)]
+    seqs = [s[:10] + "GCAUG" + s[15:] if i % 4 == 0 else s for i, s in enumerate(seqs)]
+    codes, valid = encode(seqs)
+    pwms, act = filter_pwms(model, {"x": one_hot(codes), "valid": valid}, top_n=20)
+    cons, bits = consensus(pwms[0])
+    assert cons == "GCAUG" and (bits > 1.9).all()
+    assert consensus(np.full((3, 4), 0.25))[0] == "nnn"
