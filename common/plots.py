@@ -48,7 +48,9 @@ def curve(ax, records, key, label, color):
 
 
 def variant_runs(exp_dir, variants):
+    """Records per variant; once a variant has finished runs, unfinished ones (still training) are left out."""
     runs = {v: load_runs(Path(exp_dir) / v) for v in variants}
+    runs = {v: [r for r in recs if r.get("status") == "complete"] or recs for v, recs in runs.items()}
     runs = {v: r for v, r in runs.items() if r}
     if not runs:
         raise UserError(f"no metrics.json under {exp_dir}; run the experiment's script first")
