@@ -27,7 +27,7 @@ from torch import nn
 
 from common.bloodmnist import load_bloodmnist
 from common.cli import add_common_args, seed_everything, seeds_of, setup_device
-from common.experiment import experiment_name, guard_finished, load_runs, metrics_record, run_dirs, write_aggregate
+from common.experiment import experiment_name, guard_finished, metrics_record, run_dirs, write_aggregate
 from common.models import BloodCNN, count_params
 from common.plots import plot_q1_curves
 from common.runio import exit_on_user_error, write_json

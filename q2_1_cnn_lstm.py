@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pandas as pd
 import torch
 
 from common.cli import add_common_args, positive_int, seed_everything, setup_device
@@ -35,7 +34,7 @@ from common.experiment import experiment_name, guard_finished, metrics_record, w
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
-from common.runio import UserError, exit_on_user_error, read_json, save_torch, write_json, write_text
+from common.runio import exit_on_user_error, read_json, save_torch, write_json, write_text
 from common.train import FitConfig
 
 EPOCHS = {"cnn": 25, "lstm": 50}

@@ -1,5 +1,4 @@
 """One training loop for every experiment, with per-epoch checkpoints for --resume."""
-import copy
 import random
 import time
 from contextlib import nullcontext
@@ -127,8 +126,3 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
             break
     return {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early}
 
-
-def load_best(model, result):
-    """Put the best-validation weights back into model (a copy is kept in result)."""
-    model.load_state_dict(copy.deepcopy(result["best_state"]))
-    return model
