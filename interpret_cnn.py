@@ -94,7 +94,6 @@ def main(argv=None):
     rows.sort(key=lambda r: -r["top1pct_enrichment"])
     out = {"data": record, "trial": trial.name, "hp": saved["hp"], "top_n": args.top_n, "show": args.show, "filters": rows}
     path = Path(args.metrics).parent.parent / "cnn_filters.json"
-    write_json(path, out)
     for r in rows[: args.show]:
         print(f"filter {r['filter']:3d}  top-1% enrichment {r['top1pct_enrichment']:5.2f}  "
               f"Spearman(max activation, binding) {r['spearman_with_binding']:+.3f}  consensus {r['consensus']}")

@@ -30,7 +30,7 @@ from common.cli import add_common_args, positive_int, seed_everything, setup_dev
 from common.experiment import experiment_name, guard_finished, metrics_record, run_dirs, write_aggregate
 from common.plots_q2 import plot_attention_maps, plot_q2_2_curves
 from common.q2 import load_q2, predict, test_report, train_rna
-from common.rnacompete import ALPHABET
+from common.rnacompete import decode
 from common.runio import exit_on_user_error, read_json, write_json
 from common.train import FitConfig
 
@@ -67,11 +67,10 @@ def tuned_config(args):
     return {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}, args.lr, args.batch_size, "homework defaults"
 
 
-def motif_positions(codes, valid):
-    """(N, L) bool: positions inside any occurrence of a motif (overlapping occurrences included)."""
-    out = np.zeros(codes.shape, bool)
-    for i, row in enumerate(codes.numpy()):
-        seq = "".join(ALPHABET[c] if c < 4 else "N" for c in row[: int(valid[i].sum())])
+def motif_positions(seqs, length):
+    """(N, length) bool: positions inside any occurrence of a motif (overlapping occurrences included)."""
+    out = np.zeros((len(seqs), length), bool)
+    for i, seq in enumerate(seqs):
         for motif in MOTIFS:
             for m in re.finditer(f"(?={motif})", seq):
                 out[i, m.start():m.start() + len(motif)] = True
@@ -84,14 +83,14 @@ def attention_on_motifs(model, split, device):
     with torch.inference_mode():
         w = torch.cat([model.encode(split["x"][s:s + 8192], split["valid"][s:s + 8192], return_weights=True)[1].mean(1)
                        for s in range(0, len(split["y"]), 8192)]).float().cpu().numpy()     # (N, L), heads averaged
-    codes = split["x"].argmax(-1).cpu() + 4 * (split["x"].amax(-1) < 1).cpu()               # N/padding -> >=4
+    seqs = decode(split["x"], split["valid"])
     valid = split["valid"].cpu().numpy()
-    motif = motif_positions(codes, split["valid"].cpu())
+    motif = motif_positions(seqs, valid.shape[1])
     has = motif.any(1)
     mass = (w * motif).sum(1)[has]
     chance = (motif.sum(1) / valid.sum(1))[has]
     return {"probes_with_motif": int(has.sum()), "attention_mass_on_motif": float(mass.mean()),
-            "chance_fraction": float(chance.mean()), "ratio_to_chance": float(mass.mean() / chance.mean())}, w, motif
+            "chance_fraction": float(chance.mean()), "ratio_to_chance": float(mass.mean() / chance.mean())}, w, motif, seqs
 
 
 def main(argv=None):
@@ -139,16 +138,13 @@ def main(argv=None):
                                   "test_spearman_std": float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
                                   "test_spearman": test, "best_val_spearman_mean": best_means[v]}
     model0, _ = models[("lstm_attention", args.seeds[0])]   # holds its best-validation weights (test_report)
-    stats, weights, motif = attention_on_motifs(model0, data["test"], device)
+    stats, weights, motif, test_seqs = attention_on_motifs(model0, data["test"], device)
     summary["attention"] = {**stats, "seed": args.seeds[0]}
     model0.eval()
     with torch.inference_mode():
         pred = predict(model0, data["test"]).cpu()
     top = torch.argsort(pred, descending=True)[: args.top_k].numpy()
-    seqs = []
-    for i in top:
-        x, v = data["test"]["x"][i].cpu(), data["test"]["valid"][i].cpu()
-        seqs.append("".join(ALPHABET[int(c)] if x[j].max() == 1 else "N" for j, c in enumerate(x.argmax(-1)) if v[j]))
+    seqs = [test_seqs[i] for i in top]
     summary["attention"]["top_probes"] = [{"sequence": s, "prediction": float(pred[i]), "weights": weights[i][:len(s)].tolist(),
                                            "motif": motif[i][:len(s)].tolist()} for s, i in zip(seqs, top)]
     write_json(out / "summary.json", summary)

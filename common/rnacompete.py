@@ -92,6 +92,13 @@ def one_hot(codes):
     return ONE_HOT[codes.long()]
 
 
+def decode(x, valid):
+    """Inverse of encode + one_hot: (N, L, 4) one-hot and (N, L) validity -> sequences, N for ambiguous bases."""
+    base, real = x.argmax(-1).cpu().numpy(), (x.amax(-1) == 1).cpu().numpy()
+    lengths = valid.sum(1).cpu().numpy()
+    return ["".join(ALPHABET[b] if r else "N" for b, r in zip(bs[:n], rs[:n])) for bs, rs, n in zip(base, real, lengths)]
+
+
 def preprocess_intensities(values):
     """Course normalisation of one split's intensity column -> (z float32, mask float32)."""
     y = np.asarray(values, dtype=np.float64)

@@ -237,3 +237,10 @@ def test_filter_consensus_and_pwm_of_a_planted_motif():
     cons, bits = consensus(pwms[0])
     assert cons == "GCAUG" and (bits > 1.9).all()
     assert consensus(np.full((3, 4), 0.25))[0] == "nnn"
+
+
+def test_decode_inverts_encode():
+    from common.rnacompete import decode
+    seqs = ["ACGU", "GCAUGNNU" * 5, "UUXA"]
+    codes, valid = encode(seqs)
+    assert decode(one_hot(codes), valid) == ["ACGU", ("GCAUGNNU" * 5)[:41], "UUNA"]
