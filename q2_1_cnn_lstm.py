@@ -29,7 +29,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from common.cli import add_common_args, positive_int, seed_everything, setup_device
+from common.cli import add_common_args, positive_int, resolve_precision, seed_everything, setup_device
 from common.experiment import experiment_name, guard_finished, metrics_record, write_aggregate
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
@@ -70,8 +70,9 @@ def parse_args(argv):
     return args
 
 
-def search(args, name, data, record, device, precision, experiment):
+def search(args, name, data, record, device, experiment):
     epochs = args.epochs or EPOCHS[name]
+    precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))   # measured, common/cli.py
     out = Path(args.out_dir) / experiment / name
     runs = Path(args.run_dir) / experiment / name
     guard_finished(out / "metrics.json", args)
@@ -156,15 +157,15 @@ def search(args, name, data, record, device, precision, experiment):
 def main(argv=None):
     args = parse_args(argv)
     experiment = experiment_name("q2_1", args.quick)
-    device, precision = setup_device(args)
+    device, _ = setup_device(args)
     data, record = load_q2(args, [args.protein], device)
     sim = Path(record["path"]).parent / "simulation.json"
     if record["source"] == "simulated" and sim.is_file():
         record["noise_ceiling"] = read_json(sim)["proteins"][args.protein]["noise_ceiling_spearman_setB"]
     print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) {args.protein}={record['ids'][0]} "
-          f"sizes {record['sizes']}; device {device}, precision {precision}")
+          f"sizes {record['sizes']}; device {device}, precision {args.precision} (auto: per model)")
     models = ["cnn", "lstm"] if args.model == "both" else [args.model]
-    recs = [search(args, name, data, record, device, precision, experiment) for name in models]
+    recs = [search(args, name, data, record, device, experiment) for name in models]
     exp_dir = Path(args.out_dir) / experiment
     done = [m for m in ("cnn", "lstm") if (exp_dir / m / "metrics.json").is_file()]   # also those of earlier calls
     for path in [plot_q2_curves(exp_dir, done), *[plot_search(exp_dir, m) for m in done]]:

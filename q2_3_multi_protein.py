@@ -128,7 +128,7 @@ def protocol(args, seed, out, data, record, device, precision, experiment):
 def main(argv=None):
     args = parse_args(argv)
     experiment = experiment_name("q2_3", args.quick)
-    device, precision = setup_device(args)
+    device, precision = setup_device(args, cpu_bf16_pays=(args.encoder != "cnn"))   # measured, common/cli.py
     data, record = load_q2(args, args.proteins, device)
     names = args.proteins
     print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "

@@ -6,19 +6,24 @@
 For each model it times training steps (forward, backward, optimizer step) over --steps minibatches of 64
 after a warm-up, --repeats times, and one validation pass; seconds per epoch = n_train / throughput +
 validation seconds. Medians are reported, with the ratio to the reference measured in the same run.
+Every row runs in its own fresh Python process (the malloc setting is process-wide, and no row should
+inherit another's heap or warm caches); the rows run one after another, never side by side.
   reference, Q1: fp32, NCHW, medmnist's per-item BloodMNIST Dataset (PIL, ToTensor, Normalize) + DataLoader,
                  torch.optim.Adam with its default (foreach) implementation
   reference, Q2: fp32, TensorDataset + DataLoader, default Adam; for the BiLSTM, the usual packed
                  nn.LSTM(bidirectional=True) (ours reverses each sequence within its length instead: same
                  outputs, tested against the packed one, no packing cost)
   ours:          whole split as one tensor batched by a seeded randperm, fused Adam, no per-step .item(),
-                 plus the flags named in each row (channels_last, bf16 autocast)
+                 plus the flags named in each row (channels_last, bf16 autocast, malloc keep = --malloc keep);
+                 the row marked (auto) is what the scripts' auto defaults pick on this machine
 GFLOP/s for the CNNs count 2 FLOPs per multiply-add, forward + backward = 3 x forward.
 """
 import argparse
 import os
 import platform
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.bloodmnist import load_bloodmnist, resolve_npz  # noqa: E402
-from common.cli import cpu_has_bf16  # noqa: E402
+from common.cli import cpu_has_bf16, set_malloc  # noqa: E402
 from common.models import BloodCNN  # noqa: E402
 from common.rna_models import RNACNN, RNALSTM  # noqa: E402
 from common.runio import cpu_model, exit_on_user_error, write_json  # noqa: E402
@@ -145,60 +150,52 @@ def q1_reference_loader(npz, split, shuffle):
     return torch.utils.data.DataLoader(ds, batch_size=64, shuffle=shuffle, num_workers=0)
 
 
-def bench_q1(name, variants, args, device):
+def bench_q1(name, label, cfg, args, device):
     pool = name == "q1_2"
     npz, _ = resolve_npz(args.npz, download=False)
-    data, _ = load_bloodmnist(npz=npz, device=device)
-    ce = nn.CrossEntropyLoss()
-    rows = []
-    for label, cfg in variants:
-        torch.manual_seed(0)
-        model = BloodCNN(pool=pool).to(device)
-        mf = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
-        model = model.to(memory_format=mf)
-        if cfg.get("reference"):
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            batches = loader_batches(q1_reference_loader(npz, "train", True))
-            val = q1_reference_loader(npz, "val", False)
-            val_pass = lambda: [model(x.to(device)).argmax(1) for x, _ in val]  # noqa: E731
-        else:
-            opt = make_adam(model.parameters(), 1e-3, device)
-            x, y = data["train"]
-            batches = tensor_batches((x.contiguous(memory_format=mf), y), 64, device)
-            xv = data["val"][0].contiguous(memory_format=mf)
-            val_pass = lambda: [model(xv[s:s + 2048]).argmax(1) for s in range(0, len(xv), 2048)]  # noqa: E731
-        rows.append(measure(name, label, cfg, model, opt, ce, batches, val_pass, args, device,
-                            flops=3 * q1_forward_flops(pool)))
-    return rows
+    torch.manual_seed(0)
+    model = BloodCNN(pool=pool).to(device)
+    mf = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
+    model = model.to(memory_format=mf)
+    if cfg.get("reference"):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        batches = loader_batches(q1_reference_loader(npz, "train", True))
+        val = q1_reference_loader(npz, "val", False)
+        val_pass = lambda: [model(x.to(device)).argmax(1) for x, _ in val]  # noqa: E731
+    else:
+        data, _ = load_bloodmnist(npz=npz, device=device)
+        opt = make_adam(model.parameters(), 1e-3, device)
+        x, y = data["train"]
+        batches = tensor_batches((x.contiguous(memory_format=mf), y), 64, device)
+        xv = data["val"][0].contiguous(memory_format=mf)
+        val_pass = lambda: [model(xv[s:s + 2048]).argmax(1) for s in range(0, len(xv), 2048)]  # noqa: E731
+    return measure(name, label, cfg, model, opt, nn.CrossEntropyLoss(), batches, val_pass, args, device,
+                   flops=3 * q1_forward_flops(pool))
 
 
-def bench_q2(name, variants, args, device):
-    n = args.q2_n
+def bench_q2(name, label, cfg, args, device):
+    n, bs = args.q2_n, cfg.get("batch", 64)
     g = torch.Generator().manual_seed(0)
     x = nn.functional.one_hot(torch.randint(0, 4, (n, 41), generator=g), 4).float()
     valid = torch.ones(n, 41, dtype=torch.bool)
     valid[::3, 39:] = False
     x[~valid] = 0
     y = torch.randn(n, generator=g)
-    mse = nn.MSELoss()
-    rows = []
-    for label, cfg in variants:
-        torch.manual_seed(0)
-        model = {"q2_cnn": lambda: RNACNN(), "q2_lstm": lambda: PackedBiLSTM() if cfg.get("packed") else RNALSTM(),
-                 "q2_attention": lambda: RNALSTM(attention_heads=1)}[name]().to(device)
-        if cfg.get("reference"):
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            ds = torch.utils.data.TensorDataset(x, valid, y)
-            batches = loader_batches(torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True))
-            vl = torch.utils.data.DataLoader(ds, batch_size=64)
-            val_pass = lambda: [model(a.to(device), b.to(device)) for a, b, _ in vl]  # noqa: E731
-        else:
-            opt = make_adam(model.parameters(), 1e-3, device)
-            xd, vd, yd = x.to(device), valid.to(device), y.to(device)
-            batches = tensor_batches((xd, vd, yd), cfg.get("batch", 64), device)
-            val_pass = lambda: [model(xd[s:s + 8192], vd[s:s + 8192]) for s in range(0, n, 8192)]  # noqa: E731
-        rows.append(measure(name, label, cfg, model, opt, mse, batches, val_pass, args, device, n_val_measured=n))
-    return rows
+    torch.manual_seed(0)
+    model = {"q2_cnn": lambda: RNACNN(), "q2_lstm": lambda: PackedBiLSTM() if cfg.get("packed") else RNALSTM(),
+             "q2_attention": lambda: RNALSTM(attention_heads=1)}[name]().to(device)
+    if cfg.get("reference"):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        ds = torch.utils.data.TensorDataset(x, valid, y)
+        batches = loader_batches(torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True))
+        vl = torch.utils.data.DataLoader(ds, batch_size=bs)
+        val_pass = lambda: [model(a.to(device), b.to(device)) for a, b, _ in vl]  # noqa: E731
+    else:
+        opt = make_adam(model.parameters(), 1e-3, device)
+        xd, vd, yd = x.to(device), valid.to(device), y.to(device)
+        batches = tensor_batches((xd, vd, yd), bs, device)
+        val_pass = lambda: [model(xd[s:s + 8192], vd[s:s + 8192]) for s in range(0, n, 8192)]  # noqa: E731
+    return measure(name, label, cfg, model, opt, nn.MSELoss(), batches, val_pass, args, device, n_val_measured=n)
 
 
 def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, device, flops=None, n_val_measured=None):
@@ -223,23 +220,53 @@ def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, devi
     if flops:
         row["gflops"] = flops * bs / s / 1e9
         row["fraction_of_peak"] = row["gflops"] / peak_gflops()[precision]
-    print(f"{name:12s} {label:34s} {row['samples_per_s']:9.0f} samples/s  epoch {row['epoch_seconds']:7.2f}s"
-          + (f"  {row['gflops']:6.1f} GFLOP/s" if flops else ""), flush=True)
     return row
 
 
+# Each row: (label, config). "reference" rows are plain PyTorch; "malloc": "keep" is --malloc keep; the
+# row labelled (auto) is what the scripts pick by default on a CPU with AVX512-BF16 running Linux/glibc.
+KEEP = {"malloc": "keep"}
 VARIANTS = {
     "q1": [("reference (fp32, NCHW, DataLoader)", {"reference": True}),
            ("ours fp32 NCHW", {}),
            ("ours fp32 channels_last", {"channels_last": True}),
-           ("ours bf16 NCHW", {"precision": "bf16"}),
-           ("ours bf16 channels_last (auto)", {"precision": "bf16", "channels_last": True})],
+           ("ours bf16 channels_last", {"precision": "bf16", "channels_last": True}),
+           ("ours bf16 channels_last, malloc keep (auto)", {"precision": "bf16", "channels_last": True, **KEEP})],
     "q2": [("reference (fp32, DataLoader)", {"reference": True}),
            ("ours fp32", {}),
-           ("ours bf16 (auto)", {"precision": "bf16"}),
-           ("ours fp32, batch 256", {"batch": 256}),
-           ("ours bf16, batch 256", {"precision": "bf16", "batch": 256})],
+           ("ours bf16", {"precision": "bf16"}),
+           ("ours fp32, malloc keep", {**KEEP}),
+           ("ours bf16, malloc keep", {"precision": "bf16", **KEEP}),
+           ("reference (fp32, DataLoader), batch 256", {"reference": True, "batch": 256}),
+           ("ours fp32, malloc keep, batch 256", {"batch": 256, **KEEP}),
+           ("ours bf16, malloc keep, batch 256", {"precision": "bf16", "batch": 256, **KEEP})],
 }
+AUTO_PRECISION = {"q1_1": "bf16", "q1_2": "bf16", "q2_cnn": "fp32", "q2_lstm": "bf16", "q2_attention": "bf16"}
+
+
+def variants_of(name):
+    rows = VARIANTS["q1" if name.startswith("q1") else "q2"]
+    if name == "q2_lstm":
+        rows = [("reference, packed nn.LSTM (DataLoader)", {"reference": True, "packed": True})] + rows
+    if name.startswith("q2"):   # mark the auto row: malloc keep, batch 64, the model's auto precision
+        rows = [(f"{label} (auto)" if cfg.get("malloc") and "batch" not in cfg
+                 and cfg.get("precision", "fp32") == AUTO_PRECISION[name] else label, cfg) for label, cfg in rows]
+    return rows
+
+
+def reference_of(row, rows):
+    """The plain reference at the same batch size (rows for other batch sizes compare against it)."""
+    refs = [x for x in rows if x["model"] == row["model"] and x["config"].get("reference")]
+    same = [x for x in refs if x["batch_size"] == row["batch_size"] and not x["config"].get("packed")]
+    return (same or refs)[0] if not row["config"].get("reference") else refs[0]
+
+
+def run_one(args, name, index, device):
+    """Child process: one row, printed as one JSON line."""
+    label, cfg = variants_of(name)[index]
+    set_malloc(cfg.get("malloc", "default"))
+    fn = bench_q1 if name.startswith("q1") else bench_q2
+    print(json.dumps(fn(name, label, cfg, args, device)))
 
 
 def main(argv=None):
@@ -252,27 +279,42 @@ def main(argv=None):
     p.add_argument("--npz", default=None, help="BloodMNIST npz (else $BLOODMNIST_NPZ or data/bloodmnist.npz)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--out", default="figures/bench/train_speed.json", help="where to write the JSON results")
+    p.add_argument("--row", nargs=2, metavar=("MODEL", "INDEX"), help=argparse.SUPPRESS)   # internal: one row, in a child
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.row:
+        return run_one(args, args.row[0], int(args.row[1]), device)
+    if any(m.startswith("q1") for m in args.models):
+        resolve_npz(args.npz, download=False)   # fail now, in one line, rather than in every child
     env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
-           "python": platform.python_version(), "peak_gflops_estimate": peak_gflops(), "date": time.strftime("%Y-%m-%d %H:%M")}
+           "python": platform.python_version(), "peak_gflops_estimate": peak_gflops(), "date": time.strftime("%Y-%m-%d %H:%M"),
+           "isolation": "one fresh process per row, rows run one after another"}
     print(f"{env['cpu']}, {env['threads']} threads, torch {env['torch']}, device {device}; "
           f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, {env['peak_gflops_estimate']['bf16']:.0f} bf16")
+    passthrough = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+                   "--q2-n", str(args.q2_n)] + (["--npz", args.npz] if args.npz else []) + \
+                  (["--threads", str(args.threads)] if args.threads else [])
     rows = []
     for name in args.models:
-        fn, variants = (bench_q1, VARIANTS["q1"]) if name.startswith("q1") else (bench_q2, VARIANTS["q2"])
-        if name == "q2_lstm":
-            variants = [("reference, packed nn.LSTM (DataLoader)", {"reference": True, "packed": True})] + variants
-        rows += fn(name, variants, args, device)
+        for index, (label, _) in enumerate(variants_of(name)):
+            out = subprocess.run([sys.executable, __file__, "--row", name, str(index), *passthrough],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"benchmark row {name} / {label} failed:\n{out.stderr.strip()}")
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{name:12s} {label:48s} {row['samples_per_s']:9.0f} samples/s  epoch {row['epoch_seconds']:7.2f}s"
+                  + (f"  {row['gflops']:6.1f} GFLOP/s" if "gflops" in row else ""), flush=True)
     for r in rows:
-        ref = next(x for x in rows if x["model"] == r["model"] and x["config"].get("reference"))   # the first one
+        ref = reference_of(r, rows)
+        r["reference_variant"] = ref["variant"]
         r["speedup_vs_reference"] = ref["epoch_seconds"] / r["epoch_seconds"]
-    print(f"\n{'model':12s} {'variant':34s} {'s/epoch':>8s} {'x ref':>6s}")
+    print(f"\n{'model':12s} {'variant':48s} {'s/epoch':>8s} {'x ref':>6s}  reference")
     for r in rows:
-        print(f"{r['model']:12s} {r['variant']:34s} {r['epoch_seconds']:8.2f} {r['speedup_vs_reference']:6.2f}")
-    write_json(args.out, {"environment": env, "args": vars(args), "results": rows})
+        print(f"{r['model']:12s} {r['variant']:48s} {r['epoch_seconds']:8.2f} {r['speedup_vs_reference']:6.2f}  {r['reference_variant']}")
+    write_json(args.out, {"environment": env, "args": {k: v for k, v in vars(args).items() if k != "row"}, "results": rows})
     print(f"wrote {args.out}")
 
 

@@ -35,7 +35,8 @@ def add_common_args(p, *, epochs, batch_size, lr):
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
                    help="training device; auto picks cuda, then mps, then cpu")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="autocast precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32 (CUDA included: measured faster there)")
+                   help="autocast precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX) for the models where it "
+                        "measured faster (Q1 CNNs, BiLSTM), else fp32 (the Q2 CNN, and CUDA: measured faster there)")
     p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                    help="channels_last memory format for 2D convs; auto = on")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -77,13 +78,15 @@ def cpu_has_bf16():
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(name, device):
+def resolve_precision(name, device, cpu_bf16_pays=True):
+    """--precision auto: bf16 autocast on CPUs with native bf16 where the model is matmul-bound
+    (cpu_bf16_pays); fp32 elsewhere. Measured (README, Performance): bf16 wins for the Q1 CNNs and the
+    BiLSTM; the Q2 CNN is launch-bound, and autocast's casts make it slower (0.84 vs 1.02 ms/step at
+    batch 64); on an H100 these small models are launch-bound too, and fp32 was faster."""
     if name != "auto":
         return name
-    if device == "cuda":
-        return "fp32"   # measured on an H100: these small models are launch-bound and autocast's casts cost more than bf16 saves
-    if device == "cpu":
-        return "bf16" if cpu_has_bf16() else "fp32"
+    if device == "cpu" and cpu_bf16_pays and cpu_has_bf16():
+        return "bf16"
     return "fp32"
 
 
@@ -121,10 +124,10 @@ def set_malloc(mode):
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
-def setup_device(args):
+def setup_device(args, cpu_bf16_pays=True):
     """(device, precision) from --device/--precision, after applying --threads and --malloc."""
     if args.threads:
         torch.set_num_threads(args.threads)
     args.malloc_kept = set_malloc(args.malloc)   # recorded in metrics.json with the other flags
     device = pick_device(args.device)
-    return device, resolve_precision(args.precision, device)
+    return device, resolve_precision(args.precision, device, cpu_bf16_pays)
