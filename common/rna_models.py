@@ -20,11 +20,16 @@ class RNACNN(nn.Module):
         self.head = mlp(filters, hidden, dropout, n_out)
 
     def encode(self, x, valid):
-        h = torch.relu(self.conv(nn.functional.pad(x.transpose(1, 2), self.pad)))   # (B, L, 4) -> (B, F, L)
+        # The conv as one matmul over unfolded windows: the same weights and outputs as self.conv on the
+        # zero-padded input (tested), but no input gradient is computed and no (B, L, 4) -> (B, 4, L)
+        # transpose is made: 1.4x faster per step for the default CNN on this CPU (README, Performance).
+        k = self.conv.kernel_size[0]
+        windows = nn.functional.pad(x, (0, 0) + self.pad).unfold(1, k, 1)              # (B, L, 4) -> (B, L, 4, K)
+        h = torch.relu(nn.functional.linear(windows.flatten(2), self.conv.weight.flatten(1), self.conv.bias))  # (B, L, F)
         # Zeroing padding positions equals excluding them: after the ReLU every valid activation is >= 0, so
         # the max over valid positions is unchanged, and so is its gradient (ties at 0 get none through the
         # ReLU). A multiply is cheaper than masked_fill(-inf) in this launch-bound model.
-        return (h * valid[:, None, :]).amax(2)                       # (B, F)
+        return (h * valid[:, :, None]).amax(1)                        # (B, F)
 
     def forward(self, x, valid):
         return self.head(self.encode(x, valid)).squeeze(-1)
