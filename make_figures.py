@@ -137,11 +137,13 @@ def bench_rows(root):
     e = b["environment"]
     rows = ["### Training speed (bench/train_speed.py)", "",
             f"{e['cpu']}, {e['threads']} threads, torch {e['torch']}, {e['device']}, {e['date']}; "
-            f"{b['args']['repeats']} repeats of {b['args']['steps']} steps, medians.", "",
-            "| model | variant | samples/s | s/epoch (train + val) | × reference | GFLOP/s |", "|---|---|---|---|---|---|"]
+            f"{b['args']['repeats']} repeats of {b['args']['steps']} steps, medians; {e.get('isolation', 'rows in one process')}.", "",
+            "| model | variant | batch | samples/s | s/epoch (train + val) | × reference | reference | GFLOP/s |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in b["results"]:
         g = f"{r['gflops']:.0f}" if "gflops" in r else "—"
-        rows.append(f"| {r['model']} | {r['variant']} | {r['samples_per_s']:.0f} | {r['epoch_seconds']:.2f} | {r['speedup_vs_reference']:.2f} | {g} |")
+        rows.append(f"| {r['model']} | {r['variant']} | {r.get('batch_size', 64)} | {r['samples_per_s']:.0f} | {r['epoch_seconds']:.2f} | "
+                    f"{r['speedup_vs_reference']:.2f} | {r.get('reference_variant', 'first row')} | {g} |")
     return rows + [""]
 
 
