@@ -25,9 +25,9 @@ def figure_jobs(root):
     (GPU runs, the precision check) are drawn when their files exist and are not reported missing otherwise."""
     r = Path(root)
     return [
-        (r / "q1_1/logits", "python q1_1_cnn.py --epochs 20 --seeds 0", lambda: plot_q1_curves(r / "q1_1", "Q1.1 CNN")),
+        (r / "q1_1/logits", "python q1_1_cnn.py --seeds 0", lambda: plot_q1_curves(r / "q1_1", "Q1.1 CNN")),
         (r / "q1_2/logits", "python q1_2_maxpool.py --seeds 0", lambda: plot_q1_curves(r / "q1_2", "Q1.2 CNN + MaxPool")),
-        (r / "q1_1/logits", "python q1_1_cnn.py --epochs 20 --seeds 0",
+        (r / "q1_1/logits", "python q1_1_cnn.py --seeds 0",
          lambda: plot_q1_comparison(r / "q1_1", r / "q1_2", r / "q1_2/comparison.png")),
         (r / "gpu/q1_1/logits", "bash bench/gpu_q1_reference.sh (on a GPU)", lambda: plot_q1_curves(r / "gpu/q1_1", "Q1.1 CNN (GPU, full protocol)")),
         (r / "q2_1/cnn/metrics.json", "python q2_1_cnn_lstm.py --model cnn", lambda: plot_q2_curves(r / "q2_1", [
