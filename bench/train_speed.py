@@ -10,7 +10,8 @@ Every row runs in its own fresh Python process (the malloc setting is process-wi
 inherit another's heap or warm caches); the rows run one after another, never side by side.
   reference, Q1: fp32, NCHW, medmnist's per-item BloodMNIST Dataset (PIL, ToTensor, Normalize) + DataLoader,
                  torch.optim.Adam with its default (foreach) implementation
-  reference, Q2: fp32, TensorDataset + DataLoader, default Adam; for the BiLSTM, the usual packed
+  reference, Q2: fp32, TensorDataset + DataLoader, default Adam; for the CNN, nn.Conv1d with -inf masking
+                 (ours: one matmul over unfolded windows, zero masking; tested equal); for the BiLSTM, the usual packed
                  nn.LSTM(bidirectional=True) (ours reverses each sequence within its length instead: same
                  outputs, tested against the packed one, no packing cost)
   ours:          whole split as one tensor batched by a seeded randperm, fused Adam, no per-step .item(),
@@ -72,6 +73,29 @@ def peak_gflops():
             "cores": cores, "fp32_flops_per_cycle": fp32, "note": "estimate at the reported clock; boost clocks are higher"}
 
 
+def gemm_gflops(precision, n=2048, repeats=7):
+    """What this machine's matmul reaches in practice: an n x n x n GEMM, median of repeats (a measured
+    ceiling beside the clock-based estimate, which boost clocks exceed)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+class PlainCNN(RNACNN):
+    """The usual way to write the Q2 CNN (what RNACNN computed before its unfolded-matmul form):
+    nn.Conv1d on (B, 4, L), padding positions set to -inf, max over positions. Same parameters."""
+
+    def encode(self, x, valid):
+        h = torch.relu(self.conv(nn.functional.pad(x.transpose(1, 2), self.pad)))   # (B, L, 4) -> (B, F, L)
+        return h.masked_fill(~valid[:, None, :], float("-inf")).amax(2)
+
+
 class PackedBiLSTM(nn.Module):
     """The usual way to write the Q2 BiLSTM: nn.LSTM(bidirectional=True) over pack_padded_sequence, mean-pooled."""
 
@@ -87,13 +111,17 @@ class PackedBiLSTM(nn.Module):
         return self.head(h.sum(1) / lengths[:, None]).squeeze(-1)
 
 
-def time_steps(step, batches, warmup, steps):
+def time_steps(step, batches, warmup, steps, min_seconds):
+    """Seconds per step: at least `steps` steps and at least min_seconds of them (the Q2 CNN's 30 steps
+    take 20 ms, too short to time on a shared machine)."""
     for b in batches(warmup):
         step(*b)
-    t0 = time.perf_counter()
-    for b in batches(steps):
-        step(*b)
-    return (time.perf_counter() - t0) / steps
+    done, t0 = 0, time.perf_counter()
+    while done < steps or time.perf_counter() - t0 < min_seconds:
+        for b in batches(steps):
+            step(*b)
+        done += steps
+    return (time.perf_counter() - t0) / done
 
 
 def loader_batches(loader):
@@ -182,7 +210,7 @@ def bench_q2(name, label, cfg, args, device):
     x[~valid] = 0
     y = torch.randn(n, generator=g)
     torch.manual_seed(0)
-    model = {"q2_cnn": lambda: RNACNN(), "q2_lstm": lambda: PackedBiLSTM() if cfg.get("packed") else RNALSTM(),
+    model = {"q2_cnn": lambda: PlainCNN() if cfg.get("reference") else RNACNN(), "q2_lstm": lambda: PackedBiLSTM() if cfg.get("packed") else RNALSTM(),
              "q2_attention": lambda: RNALSTM(attention_heads=1)}[name]().to(device)
     if cfg.get("reference"):
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -206,7 +234,7 @@ def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, devi
     ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
     for _ in range(args.repeats):
         model.train()
-        per_step.append(time_steps(step, batches, args.warmup, args.steps))
+        per_step.append(time_steps(step, batches, args.warmup, args.steps, args.min_seconds))
         model.eval()
         t0 = time.perf_counter()
         with torch.inference_mode(), ctx():
@@ -215,7 +243,7 @@ def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, devi
         val_s.append(v * N_VAL[name] / n_val_measured if n_val_measured else v)   # scale a subset to the full split
     s = statistics.median(per_step)
     row = {"model": name, "variant": label, "config": cfg, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
-           "step_seconds_median": s, "samples_per_s": bs / s, "val_seconds_median": statistics.median(val_s),
+           "min_seconds": args.min_seconds, "step_seconds_median": s, "samples_per_s": bs / s, "val_seconds_median": statistics.median(val_s),
            "epoch_seconds": N_TRAIN[name] * s / bs + statistics.median(val_s), "step_seconds_all": per_step}
     if flops:
         row["gflops"] = flops * bs / s / 1e9
@@ -246,8 +274,10 @@ AUTO_PRECISION = {"q1_1": "bf16", "q1_2": "bf16", "q2_cnn": "fp32", "q2_lstm": "
 
 def variants_of(name):
     rows = VARIANTS["q1" if name.startswith("q1") else "q2"]
-    if name == "q2_lstm":
-        rows = [("reference, packed nn.LSTM (DataLoader)", {"reference": True, "packed": True})] + rows
+    if name == "q2_lstm":   # the plain BiLSTM packs; the unpacked rows run our BiLSTM through the plain loader
+        rows = [("reference, packed nn.LSTM (DataLoader)", {"reference": True, "packed": True})] + [
+            (label.replace("reference (fp32, DataLoader)", "plain loader, our unpacked BiLSTM (fp32, DataLoader)"), cfg)
+            for label, cfg in rows]
     if name.startswith("q2"):   # mark the auto row: malloc keep, batch 64, the model's auto precision
         rows = [(f"{label} (auto)" if cfg.get("malloc") and "batch" not in cfg
                  and cfg.get("precision", "fp32") == AUTO_PRECISION[name] else label, cfg) for label, cfg in rows]
@@ -255,10 +285,13 @@ def variants_of(name):
 
 
 def reference_of(row, rows):
-    """The plain reference at the same batch size (rows for other batch sizes compare against it)."""
+    """The plain reference at the row's batch size: the packed BiLSTM where there is one, else the plain loop.
+    A reference row itself is compared with the first (plainest) reference."""
     refs = [x for x in rows if x["model"] == row["model"] and x["config"].get("reference")]
-    same = [x for x in refs if x["batch_size"] == row["batch_size"] and not x["config"].get("packed")]
-    return (same or refs)[0] if not row["config"].get("reference") else refs[0]
+    if row["config"].get("reference"):
+        return refs[0]
+    same = sorted((x for x in refs if x["batch_size"] == row["batch_size"]), key=lambda x: not x["config"].get("packed"))
+    return (same or refs)[0]
 
 
 def run_one(args, name, index, device):
@@ -273,6 +306,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Benchmark training speed against a plain reference implementation.")
     p.add_argument("--models", nargs="+", default=list(N_TRAIN), choices=list(N_TRAIN), help="models to benchmark")
     p.add_argument("--steps", type=int, default=30, help="timed training steps per repeat")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="time at least this long per repeat (more steps if needed)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before each repeat")
     p.add_argument("--repeats", type=int, default=3, help="repeats; medians are reported")
     p.add_argument("--q2-n", type=int, default=8192, help="synthetic probes for the Q2 models (timing only)")
@@ -290,10 +324,12 @@ def main(argv=None):
         resolve_npz(args.npz, download=False)   # fail now, in one line, rather than in every child
     env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
            "python": platform.python_version(), "peak_gflops_estimate": peak_gflops(), "date": time.strftime("%Y-%m-%d %H:%M"),
-           "isolation": "one fresh process per row, rows run one after another"}
+           "isolation": "one fresh process per row, rows run one after another",
+           "gemm_gflops_measured": {p: gemm_gflops(p) for p in ("fp32", "bf16")}}
     print(f"{env['cpu']}, {env['threads']} threads, torch {env['torch']}, device {device}; "
-          f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, {env['peak_gflops_estimate']['bf16']:.0f} bf16")
-    passthrough = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+          f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, {env['peak_gflops_estimate']['bf16']:.0f} bf16; "
+          f"2048^3 GEMM measured {env['gemm_gflops_measured']['fp32']:.0f} fp32, {env['gemm_gflops_measured']['bf16']:.0f} bf16")
+    passthrough = ["--steps", str(args.steps), "--min-seconds", str(args.min_seconds), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
                    "--q2-n", str(args.q2_n)] + (["--npz", args.npz] if args.npz else []) + \
                   (["--threads", str(args.threads)] if args.threads else [])
     rows = []
@@ -308,6 +344,8 @@ def main(argv=None):
             print(f"{name:12s} {label:48s} {row['samples_per_s']:9.0f} samples/s  epoch {row['epoch_seconds']:7.2f}s"
                   + (f"  {row['gflops']:6.1f} GFLOP/s" if "gflops" in row else ""), flush=True)
     for r in rows:
+        if "gflops" in r:
+            r["fraction_of_measured_gemm"] = r["gflops"] / env["gemm_gflops_measured"][r["config"].get("precision", "fp32")]
         ref = reference_of(r, rows)
         r["reference_variant"] = ref["variant"]
         r["speedup_vs_reference"] = ref["epoch_seconds"] / r["epoch_seconds"]

@@ -24,12 +24,6 @@ def load_bench():
     return module
 
 
-def masked_max_reference(model, x, valid):
-    """The textbook layer: nn.Conv1d on the zero-padded input, padding positions set to -inf before the max."""
-    h = torch.relu(model.conv(torch.nn.functional.pad(x.transpose(1, 2), model.pad)))
-    return h.masked_fill(~valid[:, None, :], float("-inf")).amax(2)
-
-
 def test_cnn_unfolded_conv_with_zero_masking_equals_conv1d_with_minus_inf_masking():
     torch.manual_seed(0)
     model = RNACNN(kernel=6, filters=16)
@@ -38,12 +32,14 @@ def test_cnn_unfolded_conv_with_zero_masking_equals_conv1d_with_minus_inf_maskin
     x[~valid] = 0
     with torch.no_grad():   # make many filters dead on some sequences, so that ties at 0 occur
         model.conv.bias -= 1.0
+    plain = load_bench().PlainCNN(kernel=6, filters=16)   # the benchmark's reference: nn.Conv1d, -inf masking
+    plain.load_state_dict(model.state_dict())
     ours = model.encode(x, valid)
-    ref = masked_max_reference(model, x, valid)
+    ref = plain.encode(x, valid)
     assert (ref == 0).any(), "the test needs some all-zero maxima to check the tie case"
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
     g_ours = torch.autograd.grad(ours.square().sum(), list(model.conv.parameters()))
-    g_ref = torch.autograd.grad(masked_max_reference(model, x, valid).square().sum(), list(model.conv.parameters()))
+    g_ref = torch.autograd.grad(plain.encode(x, valid).square().sum(), list(plain.conv.parameters()))
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -94,8 +90,11 @@ def test_bench_compares_each_row_with_the_reference_of_its_batch_size():
     assert refs["ours bf16"] == "reference (fp32, DataLoader)"
     autos = [r["variant"] for r in rows if "(auto)" in r["variant"]]
     assert autos == ["ours fp32, malloc keep (auto)"]   # the Q2 CNN's auto precision is fp32 (measured)
-    lstm = [label for label, _ in bench.variants_of("q2_lstm")]
-    assert lstm[0].startswith("reference, packed") and sum("(auto)" in v for v in lstm) == 1
+    lstm = [{"model": "q2_lstm", "variant": label, "config": cfg, "batch_size": cfg.get("batch", 64)}
+            for label, cfg in bench.variants_of("q2_lstm")]
+    assert sum("(auto)" in r["variant"] for r in lstm) == 1
+    auto = next(r for r in lstm if "(auto)" in r["variant"])
+    assert bench.reference_of(auto, lstm)["variant"] == "reference, packed nn.LSTM (DataLoader)"   # the plain BiLSTM
 
 
 def test_bench_q1_flops_count():
@@ -106,7 +105,7 @@ def test_bench_q1_flops_count():
 
 def test_bench_runs_one_row_end_to_end(tmp_path):
     out = tmp_path / "speed.json"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--models", "q2_cnn", "--steps", "2",
+    subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--models", "q2_cnn", "--steps", "2", "--min-seconds", "0",
                     "--warmup", "1", "--repeats", "1", "--q2-n", "256", "--out", str(out)],
                    check=True, capture_output=True, text=True, cwd=ROOT)
     result = json.loads(out.read_text())
