@@ -1,4 +1,5 @@
 """Figures, drawn only from metrics files. Each names the experiment and the data it came from."""
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -76,7 +77,7 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
         axes[1].plot(b["epoch"], b["val_acc"], "*", color=COLORS[v], ms=12)
         axes[2].plot(b["epoch"], recs[0]["test"]["acc"], "*", color=COLORS[v], ms=12)
     first = next(iter(runs.values()))
-    fig.suptitle(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(first)}")
+    fig.suptitle(textwrap.fill(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(first)}", 150))
     return finish(fig, Path(exp_dir) / "curves.png")
 
 
@@ -120,5 +121,5 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
         ax.grid(alpha=0.3, axis="y")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", fontsize=9, ncol=2)
     ra, rb = next(iter(a.values()))[0], next(iter(b.values()))[0]
-    fig.suptitle(f"Q1.2 vs Q1.1 — Q1.1: {run_label([ra])}; Q1.2: {run_label([rb])}", fontsize=10, x=0.4)
+    fig.suptitle(textwrap.fill(f"Q1.2 vs Q1.1 — Q1.1: {run_label([ra])}; Q1.2: {run_label([rb])}", 170), fontsize=10, x=0.45, y=1.07)
     return finish(fig, out_path)
