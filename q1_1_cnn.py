@@ -15,8 +15,9 @@ Writes figures/q1_1/<variant>/metrics.json (per-epoch train loss, val/test accur
 accuracy of the best-validation epoch; data source and MD5) and figures/q1_1/curves.png.
 Checkpoints for --resume go to runs/q1_1/<variant>/checkpoint.pt.
 
-Expected result (README results table): logits reaches ~0.93-0.95 test accuracy at the best validation
-epoch; the softmax variant is lower and seed-dependent. 25,785,672 parameters.
+Expected result (README results table): logits reaches ~0.956-0.961 test accuracy at the best validation
+epoch (CPU bf16 / H100 fp32, seed 0); the softmax variant is seed-dependent: seed 0 collapses to one class
+(0.189). 25,785,672 parameters. Time: ~53 min per variant on a 2-core Zen 5 CPU (15.8 s/epoch), 80 s on an H100.
 """
 import argparse
 import sys
