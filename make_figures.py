@@ -137,7 +137,7 @@ def bench_rows(root):
     e = b["environment"]
     rows = ["### Training speed (bench/train_speed.py)", "",
             f"{e['cpu']}, {e['threads']} threads, torch {e['torch']}, {e['device']}, {e['date']}; "
-            f"{b['args']['repeats']} repeats of ≥ {b['args']['steps']} steps" + (f" and ≥ {b['args']['min_seconds']:g} s" if b['args'].get('min_seconds') else "") + ", medians; {e.get('isolation', 'rows in one process')}."
+            f"{b['args']['repeats']} repeats of ≥ {b['args']['steps']} steps" + (f" and ≥ {b['args']['min_seconds']:g} s" if b['args'].get('min_seconds') else "") + f", medians; {e.get('isolation', 'rows in one process')}."
             + (f" Measured 2048³ GEMM: {e['gemm_gflops_measured']['fp32']:.0f} GFLOP/s fp32, {e['gemm_gflops_measured']['bf16']:.0f} bf16."
                if "gemm_gflops_measured" in e else ""), "",
             "| model | variant | batch | samples/s | s/epoch (train + val) | × reference | reference | GFLOP/s |",
