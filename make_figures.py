@@ -134,12 +134,13 @@ def bench_rows(root):
     if not path.is_file():
         return []
     b = read_json(path)
-    e = b["environment"]
+    e, a = b["environment"], b["args"]
+    timing = f"{a['repeats']} repeats of ≥ {a['steps']} steps" + (f" and ≥ {a['min_seconds']:g} s" if a.get("min_seconds") else "")
+    gemm = e.get("gemm_gflops_measured")
+    gemm = f" Measured 2048³ GEMM: {gemm['fp32']:.0f} GFLOP/s fp32, {gemm['bf16']:.0f} bf16." if gemm else ""
     rows = ["### Training speed (bench/train_speed.py)", "",
-            f"{e['cpu']}, {e['threads']} threads, torch {e['torch']}, {e['device']}, {e['date']}; "
-            f"{b['args']['repeats']} repeats of ≥ {b['args']['steps']} steps" + (f" and ≥ {b['args']['min_seconds']:g} s" if b['args'].get('min_seconds') else "") + f", medians; {e.get('isolation', 'rows in one process')}."
-            + (f" Measured 2048³ GEMM: {e['gemm_gflops_measured']['fp32']:.0f} GFLOP/s fp32, {e['gemm_gflops_measured']['bf16']:.0f} bf16."
-               if "gemm_gflops_measured" in e else ""), "",
+            f"{e['cpu']}, {e['threads']} threads, torch {e['torch']}, {e['device']}, {e['date']}; {timing}, medians; "
+            f"{e.get('isolation', 'rows in one process')}.{gemm}", "",
             "| model | variant | batch | samples/s | s/epoch (train + val) | × reference | reference | GFLOP/s |",
             "|---|---|---|---|---|---|---|---|"]
     for r in b["results"]:

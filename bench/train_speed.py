@@ -36,7 +36,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.bloodmnist import load_bloodmnist, resolve_npz  # noqa: E402
-from common.cli import cpu_has_bf16, set_malloc  # noqa: E402
+from common.cli import cpu_has_bf16, resolve_precision, set_malloc  # noqa: E402
 from common.models import BloodCNN  # noqa: E402
 from common.rna_models import RNACNN, RNALSTM  # noqa: E402
 from common.runio import cpu_model, exit_on_user_error, write_json  # noqa: E402
@@ -210,7 +210,8 @@ def bench_q2(name, label, cfg, args, device):
     x[~valid] = 0
     y = torch.randn(n, generator=g)
     torch.manual_seed(0)
-    model = {"q2_cnn": lambda: PlainCNN() if cfg.get("reference") else RNACNN(), "q2_lstm": lambda: PackedBiLSTM() if cfg.get("packed") else RNALSTM(),
+    model = {"q2_cnn": lambda: PlainCNN() if cfg.get("reference") else RNACNN(),
+             "q2_lstm": lambda: PackedBiLSTM() if cfg.get("packed") else RNALSTM(),
              "q2_attention": lambda: RNALSTM(attention_heads=1)}[name]().to(device)
     if cfg.get("reference"):
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -247,19 +248,18 @@ def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, devi
            "epoch_seconds": N_TRAIN[name] * s / bs + statistics.median(val_s), "step_seconds_all": per_step}
     if flops:
         row["gflops"] = flops * bs / s / 1e9
-        row["fraction_of_peak"] = row["gflops"] / peak_gflops()[precision]
     return row
 
 
-# Each row: (label, config). "reference" rows are plain PyTorch; "malloc": "keep" is --malloc keep; the
-# row labelled (auto) is what the scripts pick by default on a CPU with AVX512-BF16 running Linux/glibc.
+# Each row: (label, config). "reference" rows are plain PyTorch; "malloc": "keep" is --malloc keep;
+# variants_of() labels (auto) the row the scripts' auto defaults pick on this machine.
 KEEP = {"malloc": "keep"}
 VARIANTS = {
     "q1": [("reference (fp32, NCHW, DataLoader)", {"reference": True}),
            ("ours fp32 NCHW", {}),
            ("ours fp32 channels_last", {"channels_last": True}),
            ("ours bf16 channels_last", {"precision": "bf16", "channels_last": True}),
-           ("ours bf16 channels_last, malloc keep (auto)", {"precision": "bf16", "channels_last": True, **KEEP})],
+           ("ours bf16 channels_last, malloc keep", {"precision": "bf16", "channels_last": True, **KEEP})],
     "q2": [("reference (fp32, DataLoader)", {"reference": True}),
            ("ours fp32", {}),
            ("ours bf16", {"precision": "bf16"}),
@@ -269,8 +269,6 @@ VARIANTS = {
            ("ours fp32, malloc keep, batch 256", {"batch": 256, **KEEP}),
            ("ours bf16, malloc keep, batch 256", {"precision": "bf16", "batch": 256, **KEEP})],
 }
-AUTO_PRECISION = {"q1_1": "bf16", "q1_2": "bf16", "q2_cnn": "fp32", "q2_lstm": "bf16", "q2_attention": "bf16"}
-
 
 def variants_of(name):
     rows = VARIANTS["q1" if name.startswith("q1") else "q2"]
@@ -278,10 +276,15 @@ def variants_of(name):
         rows = [("reference, packed nn.LSTM (DataLoader)", {"reference": True, "packed": True})] + [
             (label.replace("reference (fp32, DataLoader)", "plain loader, our unpacked BiLSTM (fp32, DataLoader)"), cfg)
             for label, cfg in rows]
-    if name.startswith("q2"):   # mark the auto row: malloc keep, batch 64, the model's auto precision
-        rows = [(f"{label} (auto)" if cfg.get("malloc") and "batch" not in cfg
-                 and cfg.get("precision", "fp32") == AUTO_PRECISION[name] else label, cfg) for label, cfg in rows]
-    return rows
+    return [(f"{label} (auto)" if is_auto(name, cfg) else label, cfg) for label, cfg in rows]
+
+
+def is_auto(name, cfg):
+    """Does this row run what the scripts' auto defaults pick here (batch 64, as the scripts resolve
+    --precision, --channels-last and --malloc)? Same rule as q2_1/q2_3: bf16 does not pay for the Q2 CNN."""
+    precision = resolve_precision("auto", "cpu", cpu_bf16_pays=(name != "q2_cnn"))
+    return (not cfg.get("reference") and "batch" not in cfg and cfg.get("malloc") == "keep"
+            and cfg.get("precision", "fp32") == precision and cfg.get("channels_last", False) == name.startswith("q1"))
 
 
 def reference_of(row, rows):
@@ -329,9 +332,9 @@ def main(argv=None):
     print(f"{env['cpu']}, {env['threads']} threads, torch {env['torch']}, device {device}; "
           f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, {env['peak_gflops_estimate']['bf16']:.0f} bf16; "
           f"2048^3 GEMM measured {env['gemm_gflops_measured']['fp32']:.0f} fp32, {env['gemm_gflops_measured']['bf16']:.0f} bf16")
-    passthrough = ["--steps", str(args.steps), "--min-seconds", str(args.min_seconds), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-                   "--q2-n", str(args.q2_n)] + (["--npz", args.npz] if args.npz else []) + \
-                  (["--threads", str(args.threads)] if args.threads else [])
+    passthrough = ["--steps", str(args.steps), "--min-seconds", str(args.min_seconds), "--warmup", str(args.warmup),
+                   "--repeats", str(args.repeats), "--q2-n", str(args.q2_n)]
+    passthrough += (["--npz", args.npz] if args.npz else []) + (["--threads", str(args.threads)] if args.threads else [])
     rows = []
     for name in args.models:
         for index, (label, _) in enumerate(variants_of(name)):
@@ -345,7 +348,9 @@ def main(argv=None):
                   + (f"  {row['gflops']:6.1f} GFLOP/s" if "gflops" in row else ""), flush=True)
     for r in rows:
         if "gflops" in r:
-            r["fraction_of_measured_gemm"] = r["gflops"] / env["gemm_gflops_measured"][r["config"].get("precision", "fp32")]
+            precision = r["config"].get("precision", "fp32")
+            r["fraction_of_peak"] = r["gflops"] / env["peak_gflops_estimate"][precision]
+            r["fraction_of_measured_gemm"] = r["gflops"] / env["gemm_gflops_measured"][precision]
         ref = reference_of(r, rows)
         r["reference_variant"] = ref["variant"]
         r["speedup_vs_reference"] = ref["epoch_seconds"] / r["epoch_seconds"]

@@ -42,7 +42,7 @@ def add_common_args(p, *, epochs, batch_size, lr):
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--malloc", choices=["auto", "keep", "default"], default="auto",
                    help="glibc malloc: keep = reuse freed memory instead of returning blocks over 32 MB to the OS "
-                        "(measured 1.9x on the Q1.1 CPU step, README); auto = keep on Linux with glibc")
+                        "(Q1.1 on CPU: 24.6 -> 14.9 s/epoch in the benchmark, README); auto = keep on Linux with glibc")
     p.add_argument("--out-dir", default="figures", help="where metrics.json files and figures go (default figures/)")
     p.add_argument("--run-dir", default="runs", help="where per-epoch checkpoints go, for --resume (default runs/)")
     p.add_argument("--checkpoint-every", type=positive_int, default=1,
@@ -81,7 +81,7 @@ def cpu_has_bf16():
 def resolve_precision(name, device, cpu_bf16_pays=True):
     """--precision auto: bf16 autocast on CPUs with native bf16 where the model is matmul-bound
     (cpu_bf16_pays); fp32 elsewhere. Measured (README, Performance): bf16 wins for the Q1 CNNs and the
-    BiLSTM; the Q2 CNN is launch-bound, and autocast's casts make it slower (0.84 vs 1.02 ms/step at
+    BiLSTM; the Q2 CNN is launch-bound, and autocast's casts make it slower (1.32 vs 1.04 s/epoch at
     batch 64); on an H100 these small models are launch-bound too, and fp32 was faster."""
     if name != "auto":
         return name
@@ -111,7 +111,7 @@ def set_malloc(mode):
     a large tensor made each step (the Q1.1 Linear's 25.7M-weight gradient and its bf16 copies) is
     page-faulted and zeroed by the kernel each time: about half of a Q1.1 CPU step (measured, README).
     M_MMAP_MAX=0 serves everything from the heap; M_TRIM_THRESHOLD=1 GiB stops the heap's free top
-    from being handed back. Peak memory is unchanged; freed memory stays with the process."""
+    from being handed back, so the process keeps its peak memory instead of returning it to the OS."""
     if mode == "default":
         return False
     libc = ctypes.util.find_library("c") if platform.libc_ver()[0] == "glibc" else None
