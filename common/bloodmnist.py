@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .runio import UserError, md5_file
+from .runio import UserError, md5_file, portable_path
 
 OFFICIAL_MD5 = "7053d0359d879ad8a5505303e11de1dc"
 PBC_MD5 = "6db333db046cf54f28b83bb059b1466d"   # the offline PBC-derived equivalent (shared/data/README.md)
@@ -87,6 +87,20 @@ def to_tensors(images, labels, device="cpu"):
     return x.contiguous().to(device), torch.from_numpy(labels).to(device)
 
 
+def classification_report(scores, labels, n_classes=8):
+    """Test metrics as the MedMNIST benchmark computes them (medmnist.evaluator.getACC / getAUC, task
+    "multi-class") plus the confusion matrix (rows: true class, columns: predicted).
+
+    scores: (N, C) class probabilities; labels: (N,) ints."""
+    from medmnist.evaluator import getACC, getAUC   # medmnist imports sklearn: only when needed
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).reshape(-1)
+    pred = scores.argmax(1)
+    confusion = np.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    return {"acc_medmnist": float(getACC(labels, scores, "multi-class")),
+            "auc": float(getAUC(labels, scores, "multi-class")),
+            "confusion": confusion.tolist()}
+
+
 def load_bloodmnist(npz=None, data_dir="data", device="cpu", subset=None, download=True):
     """Everything a Q1 script needs: tensors per split plus a data record for metrics.json.
 
@@ -98,6 +112,6 @@ def load_bloodmnist(npz=None, data_dir="data", device="cpu", subset=None, downlo
     for split, (x, y) in arrays.items():
         n = (subset or {}).get(split)
         tensors[split] = to_tensors(x[:n], y[:n], device)
-    record = {"source": source_name(md5), "path": str(path), "md5": md5, "found_by": how,
+    record = {"source": source_name(md5), "path": portable_path(path), "md5": md5, "found_by": how,
               "sizes": {s: int(len(t[1])) for s, t in tensors.items()}}
     return tensors, record

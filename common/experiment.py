@@ -48,16 +48,26 @@ def metrics_record(experiment, variant, config, data, device, seed, params, resu
     return rec
 
 
+def _dotted(record, key):
+    """record["a"]["b"] for key "a.b" as a float, or None where the record lacks it."""
+    v = record
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return None
+        v = v[part]
+    return float(v)
+
+
 def aggregate(records, keys):
-    """Mean, sample std (ddof=1; 0 for a single run) and n of dotted keys across per-seed metrics records."""
+    """Mean, sample std (ddof=1; 0 for a single run) and n of dotted keys across per-seed metrics records.
+
+    A key some records lack (a metric added after they ran) is aggregated over the records that have it;
+    its own n says how many."""
     out = {}
     for key in keys:
-        values = []
-        for r in records:
-            v = r
-            for part in key.split("."):
-                v = v[part]
-            values.append(float(v))
+        values = [v for v in (_dotted(r, key) for r in records) if v is not None]
+        if not values:   # a metric that no run recorded (e.g. test.auc before it existed)
+            continue
         arr = np.asarray(values)
         out[key] = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
                     "n": len(arr), "values": values}

@@ -73,6 +73,16 @@ def md5_file(path, chunk=1 << 20):
     return h.hexdigest()
 
 
+def portable_path(path):
+    """A path as metrics files record it: relative to the repository when inside it, else the file name alone
+    (no absolute paths, user names or host names in committed results; the MD5 beside it identifies the file)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return path.name
+
+
 def cpu_model():
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -93,6 +103,5 @@ def environment(device):
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "host": platform.node(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
