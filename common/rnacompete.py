@@ -20,7 +20,7 @@ import torch
 
 from .runio import UserError, md5_file, save_torch
 
-LOADER_VERSION = 1
+LOADER_VERSION = 2   # 2: course arithmetic for targets (NaN->0 before min, std + eps); missing sequences = 41 x N
 MAX_LEN = 41
 SHEET = "Master List--Plasmid Info"
 ALPHABET = "ACGU"
@@ -74,7 +74,8 @@ def protein_ids(meta, proteins, available_columns):
 
 def encode(seqs, max_len=MAX_LEN):
     """Sequences -> (codes int8 (N, max_len), valid bool (N, max_len)). Codes: 0-3 ACGU, 4 other, 5 padding."""
-    seqs = [str(s).strip() for s in seqs]
+    # A missing sequence (NaN in RNA_Seq) is 41 x N, as in the course loader (not the text "nan").
+    seqs = [s.strip() if isinstance(s, str) else "N" * max_len for s in seqs]
     lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
     too_long = int((lengths > max_len).sum())
     if too_long:
@@ -99,20 +100,30 @@ def decode(x, valid):
     return ["".join(ALPHABET[b] if r else "N" for b, r in zip(bs[:n], rs[:n])) for bs, rs, n in zip(base, real, lengths)]
 
 
-def preprocess_intensities(values):
-    """Course normalisation of one split's intensity column -> (z float32, mask float32)."""
+def preprocess_intensities(values, clip_percentile=99.95, eps=1e-6):
+    """Course normalisation of one split's intensity column -> (z float32, mask float32).
+
+    This reproduces the course loader's arithmetic exactly, quirks included, so that targets and MSE
+    values compare with every other implementation of the homework. Do not "fix" the quirks:
+    - QUIRK 1: NaN is replaced by 0 *before* clipping and before the minimum is taken. So when a split has
+      any NaN and all valid intensities are positive, the minimum is 0 and the shift is |0| + 1 = 1:
+      targets are log(v + 1 + eps), not log(v + eps).
+    - QUIRK 2: the clip threshold is the percentile of the valid values only, but the clip is applied to
+      the NaN-zeroed array (a zero at a NaN position becomes the threshold when that is negative, which
+      then also enters the minimum).
+    - QUIRK 3: the z-score divides by std + eps (population std over valid values), not by std.
+    Entries at NaN positions are set to 0 (multiplied by the mask)."""
     y = np.asarray(values, dtype=np.float64)
     mask = ~np.isnan(y)
     if not mask.any():
-        raise ValueError("all values are NaN")
-    v = np.minimum(y[mask], np.percentile(y[mask], 99.95))
-    lo = v.min()
-    shift = abs(lo) + 1 if lo <= 0 else 0.0
-    v = np.log(v + shift + 1e-6)
-    sd = v.std()
-    z = np.zeros_like(y)
-    z[mask] = (v - v.mean()) / (sd if sd > 0 else 1.0)
-    return z.astype(np.float32), mask.astype(np.float32)
+        raise ValueError("no valid values")
+    v = np.nan_to_num(y, nan=0.0)                                      # QUIRK 1
+    v = np.clip(v, None, np.percentile(y[mask], clip_percentile))     # QUIRK 2
+    lo = v.min()                                                       # over NaN positions too (QUIRK 1)
+    shift = abs(lo) + 1.0 if lo <= 0 else 0.0
+    v = np.log(v + shift + eps)
+    z = (v - v[mask].mean()) / (v[mask].std() + eps)                   # QUIRK 3
+    return (z * mask).astype(np.float32), mask.astype(np.float32)
 
 
 def split_setA(n, seed=42, val_fraction=0.2):
