@@ -5,6 +5,7 @@ Run: python -m pytest -q tests/test_q1.py
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,6 +135,11 @@ def test_metrics_file_has_the_promised_keys(tmp_path, blood_npz):
     assert m["test"]["acc"] == m["history"][m["best"]["epoch"] - 1]["test_acc"]
     assert m["config"]["quick"] is True and m["experiment"] == "q1_2_quick"
     assert (tmp_path / "fig" / "q1_2_quick" / "curves.png").stat().st_size > 10_000
+    # MedMNIST's metrics for the selected checkpoint: its ACC equals our test accuracy of the best epoch
+    assert m["test"]["acc_medmnist"] == pytest.approx(m["test"]["acc"], abs=1e-6)
+    assert 0.0 <= m["test"]["auc"] <= 1.0 and np.asarray(m["test"]["confusion"]).sum() == 32
+    # no absolute machine paths or host names in committed results
+    assert "host" not in m and not Path(m["data"]["path"]).is_absolute()
 
 
 def test_finished_run_is_not_overwritten(tmp_path, blood_npz):

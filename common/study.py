@@ -1,0 +1,54 @@
+"""The softmax failure study's plain functions: classify a run's predictions, summarise seeds with intervals."""
+from pathlib import Path
+
+import numpy as np
+
+from .runio import read_json
+from .stats import clopper_pearson
+
+OUTCOMES = ("collapsed", "partial", "healthy")
+COLLAPSE_FRACTION = 0.99
+
+
+def classify_outcome(pred_counts):
+    """From the number of validation images predicted as each class:
+    collapsed = one class gets >= 99% of the images; partial = otherwise, at least one class is never
+    predicted; healthy = every class is predicted at least once."""
+    counts = np.asarray(pred_counts)
+    if counts.sum() <= 0:
+        raise ValueError("no predictions to classify")
+    if counts.max() / counts.sum() >= COLLAPSE_FRACTION:
+        return "collapsed"
+    return "partial" if (counts == 0).any() else "healthy"
+
+
+def summarise_variant(records):
+    """Counts of each outcome over seeds, the collapse probability with its 95% Clopper-Pearson interval,
+    and each seed's class and validation accuracy at the last epoch."""
+    records = sorted(records, key=lambda r: r["seed"])
+    outcomes = [r["outcome"] for r in records]
+    n = len(records)
+    out = {"n": n, "seeds": [r["seed"] for r in records],
+           "epochs": sorted({r["epochs"] for r in records}),
+           "per_seed": {str(r["seed"]): r["outcome"] for r in records},
+           "val_acc": {str(r["seed"]): r["val_acc"] for r in records}}
+    for o in OUTCOMES:
+        out[o] = outcomes.count(o)
+    out["p_collapse"] = out["collapsed"] / n if n else None
+    out["ci95"] = clopper_pearson(out["collapsed"], n) if n else None
+    out["ci95_method"] = "Clopper-Pearson (scipy.stats.binomtest(...).proportion_ci(method='exact'))"
+    out["p_not_healthy"] = (n - out["healthy"]) / n if n else None
+    out["ci95_not_healthy"] = clopper_pearson(n - out["healthy"], n) if n else None
+    return out
+
+
+def load_study(out):
+    """{model: {variant: [records sorted by seed]}} from the study's seed<k>.json files under out/."""
+    runs = {}
+    for path in Path(out).glob("*/*/seed*.json"):
+        rec = read_json(path)
+        runs.setdefault(rec["model"], {}).setdefault(rec["variant"], []).append(rec)
+    for variants in runs.values():
+        for recs in variants.values():
+            recs.sort(key=lambda r: r["seed"])
+    return runs

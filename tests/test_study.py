@@ -1,0 +1,93 @@
+"""Softmax failure study and statistics: outcome rule, intervals against hand values, MedMNIST metrics, a smoke run.
+
+Run: python -m pytest -q tests/test_study.py
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+from common.bloodmnist import classification_report
+from common.stats import clopper_pearson, paired_diff, welch_diff
+from common.study import classify_outcome, summarise_variant
+from conftest import ROOT
+
+
+@pytest.mark.parametrize("counts, outcome", [
+    ([0, 0, 0, 0, 0, 0, 1712, 0], "collapsed"),
+    ([1, 0, 0, 0, 0, 0, 99, 0], "collapsed"),             # 99% exactly is collapsed
+    ([2, 0, 0, 0, 0, 0, 98, 0], "partial"),               # 98%: not collapsed, but classes never predicted
+    ([1, 1, 1, 1, 1, 1, 1, 0], "partial"),
+    ([1, 1, 1, 1, 1, 1, 1, 1], "healthy"),
+])
+def test_outcome_rule(counts, outcome):
+    assert classify_outcome(counts) == outcome
+
+
+def test_clopper_pearson_hand_values():
+    # k = 0: upper bound 1 - 0.025^(1/n); k = n: lower bound 0.025^(1/n) (closed forms of the exact interval)
+    assert clopper_pearson(0, 20) == pytest.approx([0.0, 1 - 0.025 ** (1 / 20)], abs=1e-9)
+    assert clopper_pearson(20, 20) == pytest.approx([0.025 ** (1 / 20), 1.0], abs=1e-9)
+    lo, hi = clopper_pearson(10, 20)      # symmetric about 0.5; published value 0.2720-0.7280
+    assert lo == pytest.approx(0.2720, abs=1e-4) and hi == pytest.approx(1 - lo, abs=1e-12)
+    with pytest.raises(ValueError):
+        clopper_pearson(3, 2)
+
+
+def test_welch_interval_by_hand():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0])
+    r = welch_diff(a, b)
+    se = np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3)                          # sqrt(1/3 + 4/3)
+    dof = se**4 / ((a.var(ddof=1) / 3) ** 2 / 2 + (b.var(ddof=1) / 3) ** 2 / 2)  # Welch-Satterthwaite
+    from scipy.stats import t
+    half = t.ppf(0.975, dof) * se
+    assert r["diff"] == -2.0 and r["ci95"] == pytest.approx([-2 - half, -2 + half], rel=1e-9)
+    assert r["significant"] is False
+    assert welch_diff([1.0], [2.0, 3.0])["ci95"] is None                          # n = 1: no interval, said so
+    p = paired_diff([1.0, 2.0, 3.0], [0.5, 1.4, 2.6])                             # d = .5, .6, .4
+    assert p["diff"] == pytest.approx(0.5) and p["significant"] is True
+
+
+def test_summary_counts_and_interval():
+    recs = [{"seed": s, "outcome": o, "val_acc": 0.5, "epochs": 2}
+            for s, o in enumerate(["collapsed", "healthy", "partial", "healthy", "collapsed"])]
+    s = summarise_variant(recs)
+    assert (s["n"], s["collapsed"], s["partial"], s["healthy"]) == (5, 2, 1, 2)
+    assert s["ci95"] == clopper_pearson(2, 5) and s["per_seed"]["0"] == "collapsed"
+
+
+def test_medmnist_metrics_equal_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 8, 300)
+    p = rng.dirichlet(np.ones(8), 300)
+    p[np.arange(300), y] += 0.3
+    p /= p.sum(1, keepdims=True)
+    r = classification_report(p, y)
+    assert r["auc"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"), abs=1e-12)
+    assert r["acc_medmnist"] == pytest.approx((p.argmax(1) == y).mean())
+    assert r["confusion"] == confusion_matrix(y, p.argmax(1), labels=range(8)).tolist()
+
+
+def test_study_smoke_run(tmp_path, blood_npz):
+    out = tmp_path / "f"
+    run = subprocess.run([sys.executable, "q1_softmax_study.py", "--npz", str(blood_npz), "--quick", "--seeds", "0", "1",
+                          "--out-dir", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    s = json.loads((out / "q1_softmax_study_quick" / "summary.json").read_text())
+    for m in ("q1_1", "q1_2"):
+        assert s[m]["n"] == 2 and s[m]["seeds"] == [0, 1]
+        assert s[m]["collapsed"] + s[m]["partial"] + s[m]["healthy"] == 2
+        assert len(s[m]["ci95"]) == 2 and s[m]["logits_control"]["n"] == 2
+    rec = json.loads((out / "q1_softmax_study_quick" / "q1_1" / "softmax" / "seed0.json").read_text())
+    assert len(rec["first_layer_grad_norm"]) == len(rec["step_loss"]) == rec["steps_per_epoch"] * rec["epochs"]
+    for fig in ("outcomes.png", "mechanism.png", "gradients.png"):
+        assert (out / "q1_softmax_study_quick" / fig).stat().st_size > 10_000
+    # a rerun skips finished runs (no training): the files are untouched
+    before = (out / "q1_softmax_study_quick" / "q1_1" / "softmax" / "seed0.json").stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "q1_softmax_study.py", "--npz", str(blood_npz), "--quick", "--seeds", "0", "1",
+                            "--out-dir", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "seed   0" not in again.stdout
+    assert (out / "q1_softmax_study_quick" / "q1_1" / "softmax" / "seed0.json").stat().st_mtime_ns == before
