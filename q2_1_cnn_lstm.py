@@ -17,6 +17,7 @@ Reproduce:
     python q2_1_cnn_lstm.py --quick                   # smoke run: 1 trial, 1 epoch, 2,000 probes
     python q2_1_cnn_lstm.py --resume                  # continue an interrupted search (SQLite study in runs/)
     python q2_1_cnn_lstm.py --seeds 0 1 2             # after the search, retrain the selected config per seed
+    python q2_1_cnn_lstm.py --retrain-selected --seeds 0 1 2   # no search: retrain the committed selection per seed
 
 Writes figures/q2_1/<model>/metrics.json and trials.csv, and figures/q2_1/{loss_curves,val_spearman,
 search_<model>}.png. Expected on the simulated set: test Spearman >= 0.9 x the noise ceiling (README table).
@@ -34,7 +35,7 @@ from common.experiment import experiment_name, guard_finished, metrics_record, w
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
-from common.runio import exit_on_user_error, read_json, save_torch, write_json, write_text
+from common.runio import UserError, exit_on_user_error, read_json, save_torch, write_json, write_text
 from common.train import FitConfig
 
 EPOCHS = {"cnn": 25, "lstm": 50}
@@ -61,8 +62,13 @@ def parse_args(argv):
     p.add_argument("--protein", default="RBFOX1", help="protein name from metadata (RBFOX1 = RNCMPT00168)")
     p.add_argument("--trials", type=positive_int, default=20, help="Optuna trials per model (total, counting resumed ones)")
     p.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
+    p.add_argument("--retrain-selected", action="store_true",
+                   help="skip the search: retrain the configuration recorded in figures/q2_1/<model>/metrics.json once "
+                        "per --seeds seed (seed<k>/metrics.json + aggregate.json)")
     add_common_args(p, epochs=None, batch_size=64, lr=1e-3)
     args = p.parse_args(argv)
+    if args.retrain_selected and not args.seeds:
+        p.error("--retrain-selected needs --seeds, e.g. --seeds 0 1 2")
     if args.quick:
         args.trials = 1
         if "--epochs" not in (sys.argv[1:] if argv is None else argv):
@@ -134,24 +140,50 @@ def search(args, name, data, record, device, experiment):
                                                  "search_seconds": time.time() - started})
     write_json(out / "metrics.json", rec)
     if args.seeds:   # seed variance of the selected configuration: retrain it once per seed
-        for seed in args.seeds:
-            seed_everything(seed)
-            cfg = FitConfig(epochs=epochs, batch_size=saved["batch_size"], seed=seed, select="val_spearman",
-                            patience=args.patience, precision=precision)
-            t0 = time.time()
-            m, res = train_rna(name, saved["hp"], saved["lr"], data, cfg, device)
-            seed_rec = metrics_record(experiment, name, {**config, "seed": seed}, record, device, seed, rec["params"], res, t0,
-                                      extra={"status": "complete", "test": test_report(m, res["best_state"], data["test"]),
-                                             "noise_ceiling": ceiling})
-            write_json(out / f"seed{seed}" / "metrics.json", seed_rec)
-            print(f"{name} seed {seed}: test Spearman {seed_rec['test']['spearman']:.4f}")
-        agg = write_aggregate(out, ["test.spearman", "test.pearson", "test.mse", "best.val_spearman"])
-        print(f"{name}: test Spearman over seeds {agg['seeds']}: {agg['metrics']['test.spearman']['mean']:.4f} "
-              f"± {agg['metrics']['test.spearman']['std']:.4f}")
+        retrain_seeds(args, name, config, record, data, device, experiment, rec["params"])
     print(f"{name}: best trial {best.number} {saved['hp']} lr {saved['lr']:.2e} batch {saved['batch_size']}; "
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
     return rec
+
+
+def retrain_seeds(args, name, config, record, data, device, experiment, params):
+    """Retrain a selected configuration once per --seeds seed: <model>/seed<k>/metrics.json and aggregate.json."""
+    out = Path(args.out_dir) / experiment / name
+    ceiling = record.get("noise_ceiling")
+    for seed in args.seeds:
+        guard_finished(out / f"seed{seed}" / "metrics.json", args)
+        seed_everything(seed)
+        cfg = FitConfig(epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, select="val_spearman",
+                        patience=args.patience, precision=config["precision"])
+        t0 = time.time()
+        m, res = train_rna(name, config["hp"], config["lr"], data, cfg, device)
+        seed_rec = metrics_record(experiment, name, {**config, "seed": seed}, record, device, seed, params, res, t0,
+                                  extra={"status": "complete", "test": test_report(m, res["best_state"], data["test"]),
+                                         "noise_ceiling": ceiling})
+        write_json(out / f"seed{seed}" / "metrics.json", seed_rec)
+        print(f"{name} seed {seed}: val Spearman {res['best']['val_spearman']:.4f} (epoch {res['best']['epoch']}), "
+              f"test Spearman {seed_rec['test']['spearman']:.4f}, {seed_rec['seconds_per_epoch_median']:.1f} s/epoch", flush=True)
+    agg = write_aggregate(out, ["test.spearman", "test.pearson", "test.mse", "best.val_spearman"])
+    print(f"{name}: test Spearman over seeds {agg['seeds']}: {agg['metrics']['test.spearman']['mean']:.4f} "
+          f"± {agg['metrics']['test.spearman']['std']:.4f}")
+    return agg
+
+
+def retrain_selected(args, name, data, record, device, experiment):
+    """--retrain-selected: no search; retrain the configuration recorded in <model>/metrics.json per seed."""
+    path = Path(args.out_dir) / experiment / name / "metrics.json"
+    if not path.is_file():
+        raise UserError(f"--retrain-selected needs {path}; run the search first (python q2_1_cnn_lstm.py --model {name})")
+    searched = read_json(path)
+    precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))
+    config = {**vars(args), "model": name, "epochs": searched["config"]["epochs"], "precision": precision,
+              **{k: searched["config"][k] for k in ("hp", "lr", "batch_size", "search")},
+              "selected_from": str(path), "selected_data_checksum": searched["data"].get("checksum")}
+    params = sum(p.numel() for p in build_rna_model(name, **config["hp"]).parameters())
+    print(f"{name}: retraining the selected {config['hp']} lr {config['lr']:.2e} batch {config['batch_size']} "
+          f"({config['epochs']} epochs at most, seeds {args.seeds})")
+    return retrain_seeds(args, name, config, record, data, device, experiment, params)
 
 
 def main(argv=None):
@@ -165,6 +197,10 @@ def main(argv=None):
     print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) {args.protein}={record['ids'][0]} "
           f"sizes {record['sizes']}; device {device}, precision {args.precision} (auto: per model)")
     models = ["cnn", "lstm"] if args.model == "both" else [args.model]
+    if args.retrain_selected:
+        for name in models:
+            retrain_selected(args, name, data, record, device, experiment)
+        return
     recs = [search(args, name, data, record, device, experiment) for name in models]
     exp_dir = Path(args.out_dir) / experiment
     done = [m for m in ("cnn", "lstm") if (exp_dir / m / "metrics.json").is_file()]   # also those of earlier calls

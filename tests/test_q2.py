@@ -211,6 +211,18 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
         assert set(m["history"][0]) >= {"epoch", "train_loss", "val_loss", "val_spearman", "seconds"}
         assert (tmp_path / "f" / "q2_1_quick" / model / "trials.csv").is_file()
     assert (tmp_path / "f" / "q2_1_quick" / "loss_curves.png").is_file()
+    # --retrain-selected: the recorded selection, once per seed, without a new search
+    ok = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
+                         "--retrain-selected", "--seeds", "0", "1", *out], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    agg = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "aggregate.json").read_text())
+    assert agg["seeds"] == [0, 1] and agg["metrics"]["test.spearman"]["n"] == 2
+    s0 = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "seed0" / "metrics.json").read_text())
+    searched = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text())
+    assert s0["config"]["hp"] == searched["config"]["hp"] and s0["seed"] == 0
+    bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--retrain-selected", "--seeds", "0",
+                          "--out-dir", str(tmp_path / "empty"), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "run the search first" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "nothing"), *out],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "simulate_rnacompete" in bad.stderr
