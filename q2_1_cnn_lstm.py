@@ -59,7 +59,7 @@ def parse_args(argv):
     p.add_argument("--model", choices=["cnn", "lstm", "both"], default="both", help="which architecture(s) to tune")
     p.add_argument("--data-dir", default=None, help="folder with the course's norm_data.txt + metadata.xlsx "
                    "(default data/rnacompete, falling back to the simulated set)")
-    p.add_argument("--protein", default="RBFOX1", help="protein name from metadata (RBFOX1 = RNCMPT00168)")
+    p.add_argument("--protein", default="RBFOX1", help="protein name from metadata, or an RNAcompete id (RBFOX1 = RNCMPT00168)")
     p.add_argument("--trials", type=positive_int, default=20, help="Optuna trials per model (total, counting resumed ones)")
     p.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
     p.add_argument("--retrain-selected", action="store_true",
@@ -193,8 +193,8 @@ def main(argv=None):
     data, record = load_q2(args, [args.protein], device)
     sim = Path(record["path"]).parent / "simulation.json"
     if record["source"] == "simulated" and sim.is_file():
-        record["noise_ceiling"] = read_json(sim)["proteins"][args.protein]["noise_ceiling_spearman_setB"]
-    print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) {args.protein}={record['ids'][0]} "
+        record["noise_ceiling"] = read_json(sim)["proteins"].get(record["proteins"][0], {}).get("noise_ceiling_spearman_setB")
+    print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) {record['proteins'][0]}={record['ids'][0]} "
           f"sizes {record['sizes']}; device {device}, precision {args.precision} (auto: per model)")
     models = ["cnn", "lstm"] if args.model == "both" else [args.model]
     if args.retrain_selected:

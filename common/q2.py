@@ -18,20 +18,26 @@ def resolve_data_dir(data_dir, explicit):
     if course_files(data_dir):
         return data_dir
     if explicit:
-        raise UserError(f"no norm_data.txt + metadata.xlsx in {data_dir}: put the course files there, or drop "
-                        f"--data-dir to use the simulator (python -m common.simulate_rnacompete --out {SIMULATED_DIR})")
+        raise UserError(f"no norm_data.txt + metadata.xlsx in {data_dir}: get the real files with `python -m common.rnacompete "
+                        f"download --out {data_dir}`, or drop --data-dir to use the simulator "
+                        f"(python -m common.simulate_rnacompete --out {SIMULATED_DIR})")
+    print(f"notice: no course files in {data_dir}. For the real RNAcompete data (public, Ray et al. 2013) run "
+          f"`python -m common.rnacompete download` (about 1 GB unpacked; or copy the course's norm_data.txt and metadata.xlsx "
+          f"there). Falling back to the simulated set in {SIMULATED_DIR}: results are labelled 'simulated'.")
     if not course_files(SIMULATED_DIR):
         from .simulate_rnacompete import simulate
-        print(f"notice: course files not found in {data_dir}; generating the simulated set in {SIMULATED_DIR} (once)")
+        print(f"notice: generating the simulated set in {SIMULATED_DIR} (once)")
         simulate(SIMULATED_DIR)
-    print(f"notice: course files not found in {data_dir}; using the simulated RNAcompete set in {SIMULATED_DIR}")
     return SIMULATED_DIR
 
 
 def load_q2(args, proteins, device):
+    """Tensors on the device and the data record; the file's warnings are printed on every run (also from cache)."""
     explicit = args.data_dir is not None
     data_dir = resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, explicit)
     splits, record = load_rnacompete(data_dir, proteins, cache_dir=str(Path("data") / "cache"))
+    for line in record["warnings"]:
+        print(f"data warning: {line}")
     on_device = {s: device_split(v, device, args.quick) for s, v in splits.items()}
     return on_device, record
 

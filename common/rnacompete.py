@@ -10,6 +10,7 @@ The course protocol, followed exactly so numbers compare with other implementati
 - split: SetA rows in file order, shuffled by numpy.random.RandomState(42); first 20% validation,
   rest train; SetB is test (96,261 / 24,065 / 121,031 on the real file).
 """
+import argparse
 import hashlib
 import warnings
 from pathlib import Path
@@ -18,9 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .runio import UserError, md5_file, save_torch
+from .runio import UserError, exit_on_user_error, md5_file, portable_path, save_torch
 
-LOADER_VERSION = 2   # 2: course arithmetic for targets (NaN->0 before min, std + eps); missing sequences = 41 x N
+LOADER_VERSION = 3   # 3: cache holds names and data warnings; 2: course arithmetic for targets (NaN->0 before min, std + eps); missing sequences = 41 x N
 MAX_LEN = 41
 SHEET = "Master List--Plasmid Info"
 ALPHABET = "ACGU"
@@ -28,9 +29,12 @@ CODE_N, CODE_PAD = 4, 5
 # code -> one-hot row: A C G U, N/other = 0.25 each, padding = zeros
 ONE_HOT = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1],
                         [0.25] * 4, [0, 0, 0, 0]], dtype=torch.float32)
+MAX_UNKNOWN_FRACTION = 0.01   # above this share of unknown letters a file is refused, not silently read as N
 _LUT = np.full(256, CODE_N, np.int8)
 for _i, _c in enumerate(ALPHABET):
     _LUT[ord(_c)] = _LUT[ord(_c.lower())] = _i
+_LUT[ord("T")] = _LUT[ord("t")] = 3   # a DNA-alphabet file: T is read as U (the course loader would read N)
+_KNOWN = set("ACGUNTacgunt")
 
 
 def course_files(data_dir):
@@ -40,16 +44,31 @@ def course_files(data_dir):
     return (d / "norm_data.txt", meta) if (d / "norm_data.txt").is_file() and meta else None
 
 
+def find_sheet(sheet_names, wanted=SHEET):
+    """The sheet whose name equals wanted ignoring case and surrounding spaces (the public master file spells it
+    'Master List--Plasmid info', the course config '...Info'), or None."""
+    key = wanted.strip().casefold()
+    return next((n for n in sheet_names if str(n).strip().casefold() == key), None)
+
+
 def read_metadata(path):
-    """Motif_ID / Protein_name table from metadata.xlsx (sheet 'Master List--Plasmid Info') or a CSV."""
+    """Motif_ID / Protein_name table from metadata.xlsx (sheet 'Master List--Plasmid Info', any case) or a CSV."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".csv":
             meta = pd.read_csv(path)
         else:
-            meta = pd.read_excel(path, sheet_name=SHEET)
-    except ValueError as e:
-        raise UserError(f"{path}: cannot read sheet '{SHEET}' ({e}); use the course's metadata.xlsx or a CSV") from None
+            book = pd.ExcelFile(path)
+            sheet = find_sheet(book.sheet_names)
+            if sheet is None:
+                raise UserError(f"{path}: no sheet '{SHEET}' (sheets: {book.sheet_names}); use the course's metadata.xlsx "
+                                f"or the RNAcompete master file (python -m common.rnacompete download)")
+            meta = pd.read_excel(book, sheet_name=sheet)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{path}: not a readable {'CSV' if path.suffix.lower() == '.csv' else 'xlsx'} file "
+                        f"({type(e).__name__}); replace it with the course's metadata.xlsx or a CSV with Motif_ID, Protein_name") from None
     meta.columns = [str(c).strip() for c in meta.columns]
     for col in ("Motif_ID", "Protein_name"):
         if col not in meta.columns:
@@ -59,21 +78,46 @@ def read_metadata(path):
 
 
 def protein_ids(meta, proteins, available_columns):
-    """Experiment ids (columns of norm_data.txt) for protein names; a clear error lists what exists."""
-    ids = []
+    """(ids, names): the experiment id (a column of norm_data.txt) and protein name of each entry of proteins,
+    which may be protein names (resolved through the metadata) or RNAcompete ids such as RNCMPT00168."""
+    ids, names = [], []
     present = meta[meta.Motif_ID.isin(available_columns)]
     for name in proteins:
+        if name.upper().startswith("RNCMPT"):
+            if name not in available_columns:
+                raise UserError(f"unknown RNAcompete id '{name}': not a column of norm_data.txt "
+                                f"({sum(str(c).startswith('RNCMPT') for c in available_columns)} ids there, e.g. "
+                                f"{', '.join(sorted(c for c in available_columns if str(c).startswith('RNCMPT'))[:5])})")
+            rows = present[present.Motif_ID == name]
+            ids.append(name)
+            names.append(rows.Protein_name.iloc[0] if len(rows) else name)
+            continue
         rows = present[present.Protein_name.str.upper() == name.upper()]
         if rows.empty:
-            names = sorted(set(present.Protein_name))
-            shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
-            raise UserError(f"unknown protein '{name}': none of its ids is a column of norm_data.txt; available: {shown}")
+            known = sorted(set(present.Protein_name))
+            shown = ", ".join(known[:40]) + (f", ... ({len(known)} in all)" if len(known) > 40 else "")
+            raise UserError(f"unknown protein '{name}': none of its ids is a column of norm_data.txt; pass a name or an "
+                            f"RNCMPT id; available: {shown}")
         ids.append(rows.Motif_ID.iloc[0])
-    return ids
+        names.append(rows.Protein_name.iloc[0])
+    return ids, names
+
+
+def sequence_report(seqs, max_len=MAX_LEN):
+    """What encode() will do to these sequences that a user should hear about: missing sequences, truncations,
+    T read as U, and letters other than A, C, G, U, N (read as N), with counts."""
+    missing = sum(not isinstance(x, str) for x in seqs)
+    text = [x.strip() for x in seqs if isinstance(x, str)]
+    letters = pd.Series(list("".join(text))).value_counts() if text else pd.Series(dtype=int)
+    unknown = {str(k): int(v) for k, v in letters.items() if k not in _KNOWN}
+    n_bases = int(letters.sum())
+    return {"missing": missing, "truncated": int(sum(len(x) > max_len for x in text)),
+            "t_as_u": int(letters.get("T", 0) + letters.get("t", 0)), "unknown_letters": unknown,
+            "unknown_fraction": sum(unknown.values()) / max(n_bases, 1), "bases": n_bases}
 
 
 def encode(seqs, max_len=MAX_LEN):
-    """Sequences -> (codes int8 (N, max_len), valid bool (N, max_len)). Codes: 0-3 ACGU, 4 other, 5 padding."""
+    """Sequences -> (codes int8 (N, max_len), valid bool (N, max_len)). Codes: 0-3 ACGU (T = U), 4 N or other, 5 padding."""
     # A missing sequence (NaN in RNA_Seq) is 41 x N, as in the course loader (not the text "nan").
     seqs = [s.strip() if isinstance(s, str) else "N" * max_len for s in seqs]
     lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
@@ -86,6 +130,26 @@ def encode(seqs, max_len=MAX_LEN):
         codes[i, :len(b)] = _LUT[b]
     valid = np.arange(max_len)[None, :] < np.minimum(lengths, max_len)[:, None]
     return torch.from_numpy(codes), torch.from_numpy(valid)
+
+
+def data_warnings(path, seq_report, nan_counts):
+    """One line per thing worth saying about a file's contents; printed on every run, stored in metrics.json."""
+    out = []
+    r = seq_report
+    if r["missing"]:
+        out.append(f"{path}: {r['missing']:,} probes have no sequence (read as {MAX_LEN} x N, as the course loader does)")
+    if r["truncated"]:
+        out.append(f"{path}: {r['truncated']:,} sequences longer than {MAX_LEN} nt were truncated to {MAX_LEN}")
+    if r["t_as_u"]:
+        out.append(f"{path}: {r['t_as_u']:,} T bases read as U (a DNA-alphabet file)")
+    if r["unknown_letters"]:
+        shown = ", ".join(f"'{k}' x{v:,}" for k, v in sorted(r["unknown_letters"].items(), key=lambda kv: -kv[1]))
+        out.append(f"{path}: {sum(r['unknown_letters'].values()):,} letters other than A, C, G, U, N "
+                   f"({100 * r['unknown_fraction']:.3f}% of bases) read as N: {shown}")
+    for (pid, split), (n_nan, n) in nan_counts.items():
+        if n_nan:
+            out.append(f"{path}: {pid}: {n_nan:,} of {n:,} intensities in {split} are NaN ({100 * n_nan / n:.1f}%), masked")
+    return out
 
 
 def one_hot(codes):
@@ -133,44 +197,80 @@ def split_setA(n, seed=42, val_fraction=0.2):
     return perm[n_val:], perm[:n_val]
 
 
-def _read_norm_data(path, ids):
-    header = pd.read_csv(path, sep="\t", nrows=0).columns
-    stripped = {c.strip(): c for c in header}
+def read_header(path):
+    """Stripped column names of norm_data.txt; one-line errors for an empty or not tab-separated file."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    if not first.strip():
+        raise UserError(f"{path} is empty; download it again (python -m common.rnacompete download) or copy the course file")
+    if "\t" not in first:
+        raise UserError(f"{path} is not tab-separated (its header has no tab); norm_data.txt must be the course's "
+                        f"tab-separated file")
+    header = [c.strip() for c in first.rstrip("\r\n").split("\t")]
     for col in ("Probe_Set", "RNA_Seq"):
-        if col not in stripped:
+        if col not in header:
             raise UserError(f"{path}: missing column '{col}'; is this the course's norm_data.txt?")
-    df = pd.read_csv(path, sep="\t", usecols=[stripped[c] for c in ("Probe_Set", "RNA_Seq", *ids)], low_memory=False)
-    return df.rename(columns=lambda c: c.strip())
+    return header
+
+
+def _read_norm_data(path, ids):
+    df = pd.read_csv(path, sep="\t", usecols=lambda c: c.strip() in {"Probe_Set", "RNA_Seq", *ids}, low_memory=False,
+                     dtype={c: str for c in ("Probe_Set", "RNA_Seq")})
+    df = df.rename(columns=lambda c: c.strip())
+    if df.empty:
+        raise UserError(f"{path} has a header but no rows; download it again or copy the course file")
+    return df
+
+
+def intensities(path, df, pid, name):
+    """The numeric intensity column; a column with values but no number among them is 'not numeric'."""
+    raw = df[pid]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    text = raw.dropna()
+    if len(text) and np.isnan(values).all():
+        raise UserError(f"{path}: column {pid} ({name}) is not numeric (e.g. {str(text.iloc[0])!r}); "
+                        f"intensities must be numbers")
+    return values
 
 
 def _build(norm_path, meta_path, proteins):
     meta = read_metadata(meta_path)
-    header = [c.strip() for c in pd.read_csv(norm_path, sep="\t", nrows=0).columns]
-    ids = protein_ids(meta, proteins, set(header))
+    header = read_header(norm_path)
+    ids, names = protein_ids(meta, proteins, set(header))
     df = _read_norm_data(norm_path, ids)
     sets = df.Probe_Set.astype(str).str.strip()
     setA, setB = np.flatnonzero(sets == "SetA"), np.flatnonzero(sets == "SetB")
     for name, rows in (("SetA", setA), ("SetB", setB)):
         if len(rows) == 0:
             raise UserError(f"{norm_path}: no {name} rows in column Probe_Set (values found: {sorted(sets.unique())[:5]})")
+    seqs = df.RNA_Seq.to_numpy(dtype=object)
+    report = sequence_report(seqs)
+    if report["unknown_fraction"] > MAX_UNKNOWN_FRACTION:
+        shown = ", ".join(f"'{k}' x{v:,}" for k, v in sorted(report["unknown_letters"].items(), key=lambda kv: -kv[1])[:8])
+        raise UserError(f"{norm_path}: {100 * report['unknown_fraction']:.1f}% of bases are not A, C, G, U or N ({shown}); "
+                        f"more than {100 * MAX_UNKNOWN_FRACTION:.0f}% means the RNA_Seq column is not RNA sequence")
     tr, va = split_setA(len(setA))
     rows = {"train": setA[tr], "val": setA[va], "test": setB}
-    codes, valid = encode(df.RNA_Seq.to_numpy())
-    out = {}
+    with warnings.catch_warnings():   # truncation is reported through data_warnings, on every run
+        warnings.simplefilter("ignore")
+        codes, valid = encode(seqs)
+    columns = {pid: intensities(norm_path, df, pid, name) for pid, name in zip(ids, names)}
+    out, nan_counts = {}, {}
     for split, r in rows.items():
         ys, ms = [], []
-        for pid, name in zip(ids, proteins):
+        for pid, name in zip(ids, names):
             try:
-                z, m = preprocess_intensities(pd.to_numeric(df[pid].to_numpy()[r], errors="coerce"))
+                z, m = preprocess_intensities(columns[pid][r])
             except ValueError:
                 raise UserError(f"{norm_path}: column {pid} ({name}) is all NaN in the {split} split") from None
+            nan_counts[(pid, split)] = (int(len(m) - m.sum()), len(m))
             ys.append(z)
             ms.append(m)
         idx = torch.from_numpy(r)
         out[split] = {"codes": codes[idx], "valid": valid[idx],
                       "y": torch.from_numpy(np.stack(ys, 1)), "y_mask": torch.from_numpy(np.stack(ms, 1)),
                       "rows": idx}
-    return out, ids
+    return out, ids, names, data_warnings(Path(norm_path).name, report, nan_counts)
 
 
 def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
@@ -188,12 +288,36 @@ def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
     cache = Path(cache_dir) / f"rnacompete_{key}.pt"
     if cache.is_file():
         blob = torch.load(cache, weights_only=False)
-        splits, ids = blob["splits"], blob["ids"]
+        splits, ids, names, notes = blob["splits"], blob["ids"], blob["names"], blob["warnings"]
     else:
-        splits, ids = _build(norm_path, meta_path, proteins)
-        save_torch(cache, {"splits": splits, "ids": ids})
+        splits, ids, names, notes = _build(norm_path, meta_path, proteins)
+        save_torch(cache, {"splits": splits, "ids": ids, "names": names, "warnings": notes})
     if source is None:
         source = "simulated" if (Path(data_dir) / "simulation.json").is_file() else "rnacompete"
-    record = {"source": source, "path": str(norm_path), "checksum": checksum, "proteins": list(proteins), "ids": ids,
-              "cache": str(cache), "sizes": {s: len(v["y"]) for s, v in splits.items()}}
+    record = {"source": source, "path": portable_path(norm_path), "checksum": checksum, "proteins": list(names),
+              "requested": list(proteins), "ids": ids, "cache": portable_path(cache),
+              "sizes": {s: len(v["y"]) for s, v in splits.items()}, "warnings": notes}
     return splits, record
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m common.rnacompete", description="RNAcompete course-format files")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("download", help="fetch the public norm_data.txt and master file (Ray et al. 2013) into --out")
+    d.add_argument("--out", default="data/rnacompete", help="folder for norm_data.txt, metadata.xlsx, manifest.json")
+    d.add_argument("--base-url", default=None, help="folder URL holding norm_data.txt.gz and the master file "
+                   "(default $RNACOMPETE_URL, else the Hughes lab supplementary-data folder)")
+    d.add_argument("--timeout", type=float, default=60, help="seconds to wait for the server")
+    args = p.parse_args(argv)
+    from .rnacompete_download import download   # imported here: importing this module does no network work
+    m = download(args.out, args.base_url, args.timeout)
+    if m["skipped"]:
+        print(f"{args.out}: complete download already there (manifest.json); nothing fetched")
+        return
+    for f in m["files"]:
+        print(f"{Path(args.out) / f['file']}: {f['size']:,} bytes, md5 {f['md5']} (from {f['url']})")
+    print(f"{m['columns']} columns in norm_data.txt; {m['seconds']} s. Next: python q2_1_cnn_lstm.py --data-dir {args.out}")
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)

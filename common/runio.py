@@ -41,6 +41,12 @@ def _atomic(path, write):
         raise
 
 
+def write_with(path, write):
+    """Write path atomically with write(f) on a binary temporary file in the same folder; renamed only when
+    write returns. If write raises, the temporary file is removed and path is left as it was."""
+    _atomic(path, write)
+
+
 def write_json(path, obj):
     """Write JSON atomically: a temporary file in the same folder, then a rename."""
     _atomic(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=False).encode()))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .runio import UserError, save_torch
 
@@ -47,7 +48,8 @@ def train_epoch(model, optimizer, loss_of_batch, n, batch_size, generator, devic
     model.train()
     order = torch.randperm(n, generator=generator).to(device)
     total = torch.zeros((), device=device)
-    for start in range(0, n, batch_size):
+    # A step bar only when stderr is a terminal (tqdm's disable=None): never in logs or CI output.
+    for start in tqdm(range(0, n, batch_size), desc="steps", unit="batch", leave=False, disable=None):
         idx = order[start:start + batch_size]
         with autocast(device, precision):
             loss = loss_of_batch(model, idx)
