@@ -15,7 +15,9 @@ Reproduce:
     python q2_1_cnn_lstm.py                           # course files in data/rnacompete, else the simulator
     python q2_1_cnn_lstm.py --data-dir DIR --protein RBFOX1 --trials 20
     python q2_1_cnn_lstm.py --quick                   # smoke run: 1 trial, 1 epoch, 2,000 probes
-    python q2_1_cnn_lstm.py --resume                  # continue an interrupted search (SQLite study in runs/)
+    python q2_1_cnn_lstm.py --resume                  # continue an interrupted search (journal study in runs/)
+    python q2_1_cnn_lstm.py --workers 4               # 4 local processes on one study (threads split, a GPU each)
+    python q2_1_cnn_lstm.py --storage postgresql://user@host/db --resume   # same command on every machine: one study
     python q2_1_cnn_lstm.py --seeds 0 1 2             # after the search, retrain the selected config per seed
     python q2_1_cnn_lstm.py --retrain-selected --seeds 0 1 2   # no search: retrain the committed selection per seed
 
@@ -23,18 +25,22 @@ Writes figures/q2_1/<model>/metrics.json and trials.csv, and figures/q2_1/{loss_
 search_<model>}.png. Expected on the simulated set: test Spearman >= 0.9 x the noise ceiling (README table).
 """
 import argparse
+import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
 
 import optuna
 import torch
+from optuna.study import MaxTrialsCallback
 
 from common.cli import add_common_args, positive_int, resolve_precision, seed_everything, setup_device
 from common.experiment import experiment_name, guard_finished, metrics_record, write_aggregate
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
+from common.search import (FINISHED, fail_and_retry_orphans, finished, is_url, make_storage, quiet, redact, split_trials,
+                           worker_device, worker_threads)
 from common.runio import UserError, exit_on_user_error, read_json, save_torch, write_json, write_text
 from common.train import FitConfig
 
@@ -62,6 +68,15 @@ def parse_args(argv):
     p.add_argument("--protein", default="RBFOX1", help="protein name from metadata, or an RNAcompete id (RBFOX1 = RNCMPT00168)")
     p.add_argument("--trials", type=positive_int, default=20, help="Optuna trials per model (total, counting resumed ones)")
     p.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage shared by workers: a journal file path (one machine, or a shared filesystem) or a "
+                        "postgresql:// (mysql://, sqlite:///) URL for several machines (default: a journal file under runs/)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="local worker processes on the same study, CPU threads split between them (one GPU each "
+                        "when there are several)")
+    p.add_argument("--search-only", action="store_true",
+                   help="join the study in --storage, run trials until it has --trials finished ones, and exit without "
+                        "selecting or testing (for helper machines; never deletes the study)")
     p.add_argument("--retrain-selected", action="store_true",
                    help="skip the search: retrain the configuration recorded in figures/q2_1/<model>/metrics.json once "
                         "per --seeds seed (seed<k>/metrics.json + aggregate.json)")
@@ -69,41 +84,42 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.retrain_selected and not args.seeds:
         p.error("--retrain-selected needs --seeds, e.g. --seeds 0 1 2")
+    given = sys.argv[1:] if argv is None else argv
     if args.quick:
-        args.trials = 1
-        if "--epochs" not in (sys.argv[1:] if argv is None else argv):
+        if "--trials" not in given:
+            args.trials = 1
+        if "--epochs" not in given:
             args.epochs = 1
     return args
 
 
-def search(args, name, data, record, device, experiment):
-    epochs = args.epochs or EPOCHS[name]
-    precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))   # measured, common/cli.py
-    out = Path(args.out_dir) / experiment / name
-    runs = Path(args.run_dir) / experiment / name
-    guard_finished(out / "metrics.json", args)
-    runs.mkdir(parents=True, exist_ok=True)
+def study_of(args, name, record, epochs, worker=0, fresh=False):
+    """The Optuna study of this search in --storage (default: a journal file under runs/); fresh deletes it first."""
+    storage = make_storage(args.storage or Path(args.run_dir) / experiment_name("q2_1", args.quick) / name / "optuna.journal")
     study_name = f"{name}-{args.protein}-{record['checksum'][:8]}-seed{args.seed}-ep{epochs}"
-    storage = f"sqlite:///{runs / 'optuna.db'}"
-    if not args.resume:
+    if fresh:
         try:
             optuna.delete_study(study_name=study_name, storage=storage)
         except KeyError:
             pass
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=args.seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=4))
-    if not study.trials:
-        study.enqueue_trial({**DEFAULT_HP[name], "lr": args.lr, "batch_size": args.batch_size}, skip_if_exists=True)
+    # TPE seeded per worker and per number of trials already there: concurrent workers, and a resumed search,
+    # do not replay the same random draws (a fresh single-worker search is seeded by --seed alone, as before).
+    study.sampler = optuna.samplers.TPESampler(seed=args.seed + 1000 * worker + len(study.trials))
+    return study
 
+
+def make_objective(args, name, data, device, epochs, precision, runs, worker=0):
     def objective(trial):
         hp, lr, batch_size = suggest(trial, name)
         cfg = FitConfig(epochs=epochs, batch_size=batch_size, seed=args.seed, select="val_spearman",
                         patience=args.patience, precision=precision)
+        trial.set_user_attr("worker", worker)
 
         def on_epoch(result):
             r = result["history"][-1]
-            print(f"{name} trial {trial.number:2d} epoch {r['epoch']:2d}/{epochs} loss {r['train_loss']:.4f} "
+            print(f"{name} trial {trial.number:2d} (worker {worker}) epoch {r['epoch']:2d}/{epochs} loss {r['train_loss']:.4f} "
                   f"val_loss {r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
             trial.report(r["val_spearman"], r["epoch"])
             if trial.should_prune():
@@ -116,23 +132,76 @@ def search(args, name, data, record, device, experiment):
         trial.set_user_attr("best_epoch", result["best"]["epoch"])
         trial.set_user_attr("epochs_run", len(result["history"]))
         return result["best"]["val_spearman"]
+    return objective
 
-    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+def search_worker(args, name, worker, n_trials, epochs, precision, device, runs):
+    """A local worker process: its share of the trials on the shared study, then exit."""
+    torch.set_num_threads(args.threads or worker_threads(args.workers))
+    device = worker_device(worker, device)
+    quiet()
+    data, record = load_q2(args, [args.protein], device)
+    study = study_of(args, name, record, epochs, worker=worker)
+    study.optimize(make_objective(args, name, data, device, epochs, precision, runs, worker), n_trials=n_trials)
+
+
+def run_trials(args, name, data, record, device, epochs, precision, runs):
+    """Bring the study to --trials finished (complete or pruned) trials: local workers first, then the parent
+    itself runs whatever is still missing (trials of a crashed worker, retried)."""
+    study = study_of(args, name, record, epochs, fresh=not (args.resume or args.search_only))
+    if not study.trials:
+        study.enqueue_trial({**DEFAULT_HP[name], "lr": args.lr, "batch_size": args.batch_size}, skip_if_exists=True)
+    need = max(0, args.trials - finished(study))
+    if args.workers > 1 and need:
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=search_worker, args=(args, name, w, k, epochs, precision, device, runs))
+                 for w, k in enumerate(split_trials(need, args.workers)) if k]
+        print(f"{name}: {need} trials over {len(procs)} worker processes, {args.threads or worker_threads(args.workers)} "
+              f"threads each", flush=True)
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        crashed = [w for w, proc in enumerate(procs) if proc.exitcode != 0]
+        if crashed and not is_url(args.storage or ""):
+            print(f"{name}: workers {crashed} exited with an error; their running trials "
+                  f"{fail_and_retry_orphans(study)} are marked FAIL and retried")
+    need = max(0, args.trials - finished(study))
+    if need:
+        study.optimize(make_objective(args, name, data, device, epochs, precision, runs), n_trials=need,
+                       callbacks=[MaxTrialsCallback(args.trials, states=FINISHED)])
+    return study
+
+
+def search(args, name, data, record, device, experiment):
+    epochs = args.epochs or EPOCHS[name]
+    precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))   # measured, common/cli.py
+    out = Path(args.out_dir) / experiment / name
+    runs = Path(args.run_dir) / experiment / name
+    if not args.search_only:
+        guard_finished(out / "metrics.json", args)
+    runs.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(objective, n_trials=max(0, args.trials - len(done)))
+    quiet()
+    study = run_trials(args, name, data, record, device, epochs, precision, runs)
+    print(f"{name}: {finished(study)} of {args.trials} trials finished in the study", flush=True)
+    if args.search_only:
+        return None
     trials = study.trials_dataframe()
     write_text(out / "trials.csv", trials.to_csv(index=False))
 
     best = study.best_trial
-    saved = torch.load(runs / f"trial{best.number}.pt", weights_only=False)
+    study_name = study.study_name
+    saved = best_trial_weights(args, name, best, data, device, epochs, precision, runs)
     model = build_rna_model(name, **saved["hp"]).to(device)
     test = test_report(model, saved["state"], data["test"])
     history = saved["history"]
     best_epoch = max(history, key=lambda h: h["val_spearman"])
     config = {**vars(args), "model": name, "epochs": epochs, "precision": precision, "hp": saved["hp"], "lr": saved["lr"],
               "batch_size": saved["batch_size"], "search": {"trials": len(study.trials), "best_trial": best.number,
-              "sampler": "TPE", "pruner": "median", "study": study_name}}
+              "sampler": "TPE", "pruner": "median", "study": study_name,
+              "storage": "database" if is_url(args.storage or "") else "journal file", "workers": args.workers}}
+    config["storage"] = redact(args.storage)
     result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]}}
     ceiling = record.get("noise_ceiling")
     rec = metrics_record(experiment, name, config, record, device, args.seed, sum(p.numel() for p in model.parameters()),
@@ -145,6 +214,23 @@ def search(args, name, data, record, device, experiment):
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
     return rec
+
+
+def best_trial_weights(args, name, best, data, device, epochs, precision, runs):
+    """The selected trial's saved weights; if another machine ran it (its file is not in this --run-dir),
+    retrain its configuration here with the same seed."""
+    path = runs / f"trial{best.number}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=False)
+    print(f"{name}: trial {best.number}'s weights are not in {runs} (another machine ran it); retraining its configuration")
+    hp, lr, batch_size = suggest(optuna.trial.FixedTrial(best.params), name)
+    cfg = FitConfig(epochs=epochs, batch_size=batch_size, seed=args.seed, select="val_spearman",
+                    patience=args.patience, precision=precision)
+    seed_everything(args.seed)
+    _, result = train_rna(name, hp, lr, data, cfg, device)
+    saved = {"hp": hp, "lr": lr, "batch_size": batch_size, "state": result["best_state"], "history": result["history"]}
+    save_torch(path, saved)
+    return saved
 
 
 def retrain_seeds(args, name, config, record, data, device, experiment, params):
@@ -179,7 +265,8 @@ def retrain_selected(args, name, data, record, device, experiment):
     precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))
     config = {**vars(args), "model": name, "epochs": searched["config"]["epochs"], "precision": precision,
               **{k: searched["config"][k] for k in ("hp", "lr", "batch_size", "search")},
-              "selected_from": str(path), "selected_data_checksum": searched["data"].get("checksum")}
+              "selected_from": str(path), "selected_data_checksum": searched["data"].get("checksum"),
+              "storage": redact(args.storage)}
     params = sum(p.numel() for p in build_rna_model(name, **config["hp"]).parameters())
     print(f"{name}: retraining the selected {config['hp']} lr {config['lr']:.2e} batch {config['batch_size']} "
           f"({config['epochs']} epochs at most, seeds {args.seeds})")
@@ -202,6 +289,8 @@ def main(argv=None):
             retrain_selected(args, name, data, record, device, experiment)
         return
     recs = [search(args, name, data, record, device, experiment) for name in models]
+    if args.search_only:
+        return
     exp_dir = Path(args.out_dir) / experiment
     done = [m for m in ("cnn", "lstm") if (exp_dir / m / "metrics.json").is_file()]   # also those of earlier calls
     for path in [plot_q2_curves(exp_dir, done), *[plot_search(exp_dir, m) for m in done]]:
