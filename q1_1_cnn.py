@@ -31,7 +31,7 @@ from common.cli import add_common_args, seed_everything, seeds_of, setup_device
 from common.experiment import experiment_name, guard_finished, metrics_record, run_dirs, write_aggregate
 from common.models import BloodCNN, count_params
 from common.plots import plot_q1_curves
-from common.runio import exit_on_user_error, write_json
+from common.runio import UserError, exit_on_user_error, write_json
 from common.train import FitConfig, autocast, fit, make_adam
 
 QUICK_SUBSET = {"train": 512, "val": 256, "test": 256}
@@ -44,6 +44,11 @@ def parse_args(argv, description):
                    help="logits: CrossEntropyLoss on raw outputs; softmax: nn.Softmax before it (the mistake)")
     p.add_argument("--npz", default=None, help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
     p.add_argument("--data-dir", default="data", help="where the downloaded npz is cached")
+    p.add_argument("--cuda-graphs", choices=["auto", "on", "off"], default="auto",
+                   help="replay each full training step (forward, backward, Adam) as one CUDA graph; auto = on for CUDA")
+    p.add_argument("--stop-at", type=float, default=0.0,
+                   help="wall-clock time (seconds since 1970) after which to stop at the end of an epoch, with a "
+                        "checkpoint; --resume continues (used by bench/gpu_protocol.py to keep within a time budget)")
     add_common_args(p, epochs=200, batch_size=64, lr=1e-3)
     args = p.parse_args(argv)
     if args.quick and "--epochs" not in (sys.argv[1:] if argv is None else argv):
@@ -77,8 +82,17 @@ def selected_test_report(model, best_state, x, y, softmax_in_model, device, prec
     return classification_report(probs.cpu().numpy(), y.cpu().numpy())
 
 
+def use_cuda_graphs(flag, device):
+    """--cuda-graphs: auto = on for CUDA devices; on elsewhere is a user error."""
+    is_cuda = str(device).startswith("cuda")
+    if flag == "on" and not is_cuda:
+        raise UserError(f"--cuda-graphs on needs a CUDA device (this run uses {device}); use --cuda-graphs auto or off")
+    return flag == "on" or (flag == "auto" and is_cuda)
+
+
 def train_variant(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, multi):
     metrics_dir, ckpt = run_dirs(args.out_dir, args.run_dir, experiment, variant, seed, multi)
+    cuda_graphs = use_cuda_graphs(args.cuda_graphs, device)
     guard_finished(metrics_dir / "metrics.json", args)
     seed_everything(seed)
     model = BloodCNN(pool=pool, softmax=(variant == "softmax")).to(device)
@@ -86,7 +100,7 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
     model = model.to(memory_format=mf)
     (xtr, ytr), (xva, yva), (xte, yte) = (data[s] for s in ("train", "val", "test"))
     xtr, xva, xte = (x.contiguous(memory_format=mf) for x in (xtr, xva, xte))
-    optimizer = make_adam(model.parameters(), args.lr, device)
+    optimizer = make_adam(model.parameters(), args.lr, device, capturable=cuda_graphs)
     loss_fn = nn.CrossEntropyLoss()
 
     def loss_of_batch(m, idx):
@@ -96,9 +110,11 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
         va, te = accuracy_and_loss(m, xva, yva), accuracy_and_loss(m, xte, yte)
         return {"val_loss": va["loss"], "val_acc": va["acc"], "test_acc": te["acc"]}
 
-    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision)
+    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision,
+                    cuda_graphs=cuda_graphs, stop_at=args.stop_at)
     config = {**vars(args), "variant": variant, "seed": seed, "pool": pool, "precision": precision,
-              "channels_last": channels_last, "optimizer": type(optimizer).__name__, "fused_adam": optimizer.defaults.get("fused")}
+              "channels_last": channels_last, "optimizer": type(optimizer).__name__, "fused_adam": optimizer.defaults.get("fused"),
+              "cuda_graphs": cuda_graphs}
     started, params = time.time(), count_params(model)
 
     def record(result):
@@ -119,6 +135,10 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last finished epoch is saved: rerun with --resume to continue ({ckpt})")
         raise SystemExit(130)
+    if result.get("stopped_at_deadline"):
+        print(f"{experiment} {variant} seed {seed}: stopped at --stop-at after epoch {len(result['history'])}; "
+              f"rerun with --resume to continue ({ckpt})")
+        return None
     rec = record(result)
     # Test once, for the selected checkpoint: MedMNIST's ACC and AUC and the confusion matrix.
     rec["test"].update(selected_test_report(model, result["best_state"], xte, yte, variant == "softmax", device, precision))
@@ -140,8 +160,11 @@ def main(argv=None, pool=False, base="q1_1", description=__doc__):
     multi = args.seeds is not None   # --seeds: per-seed folders plus an aggregate over every finished seed there
     summary = []
     for variant in variants:
-        summary += [train_variant(args, experiment, pool, variant, s, data, data_record, device, precision, channels_last, multi)
-                    for s in seeds_of(args)]
+        for s in seeds_of(args):
+            rec = train_variant(args, experiment, pool, variant, s, data, data_record, device, precision, channels_last, multi)
+            if rec is None:   # stopped at --stop-at: no more runs in this call
+                return args, experiment
+            summary.append(rec)
         if multi:
             write_aggregate(f"{args.out_dir}/{experiment}/{variant}", AGG_KEYS)
     print(f"\n{'variant':8s} {'seed':>4s} {'params':>11s} {'best ep':>7s} {'val acc':>7s} {'test acc':>8s} {'final test':>10s} {'train s':>8s}")

@@ -20,11 +20,13 @@ class FitConfig:
     select: str                 # key of evaluate()'s dict to maximise, e.g. "val_acc"
     patience: int = 0           # early stopping on `select`; 0 = never stop early
     precision: str = "fp32"     # "fp32" or "bf16" (autocast)
+    cuda_graphs: bool = False   # replay forward + backward + Adam step of full batches as one CUDA graph
+    stop_at: float = 0.0        # wall-clock time (time.time()) after which to stop at an epoch end; 0 = never
 
 
-def autocast(device, precision):
-    if precision == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+def autocast(device, precision, cache_enabled=True):
+    if precision == "bf16":   # inside a CUDA graph capture autocast's weight cache must be off
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
     return nullcontext()
 
 
@@ -33,17 +35,71 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def make_adam(params, lr, device):
-    """Adam with the fused kernel where this torch has one for the device (one pass over the weights per step)."""
+def make_adam(params, lr, device, capturable=False):
+    """Adam with the fused kernel where this torch has one for the device (one pass over the weights per step).
+
+    capturable=True keeps the step count on the device, so that the step can be captured in a CUDA graph."""
+    params = list(params)
+    extra = {"capturable": True} if capturable else {}
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, fused=True, **extra)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+        return torch.optim.Adam(params, lr=lr, foreach=True, **extra)
 
 
-def train_epoch(model, optimizer, loss_of_batch, n, batch_size, generator, device, precision):
+def graphed_step(model, optimizer, loss_of_batch, batch_size, device, precision, warmup=3):
+    """Capture one training step (forward, backward, Adam step) of a full batch as a CUDA graph.
+
+    Returns step(idx) -> loss: idx is copied into the graph's static index buffer and the graph is replayed, so
+    the batch is gathered from device-resident tensors inside the graph; the returned loss is the graph's
+    static output (read it before the next replay). The optimizer must be capturable (make_adam(capturable=True)).
+    Capture needs warm-up steps on a side stream; the weights and optimizer state they change are restored in
+    place afterwards (the graph holds their addresses), so training starts from the same state as eager."""
+    if torch.device(device).type != "cuda":
+        raise UserError("CUDA graphs need a CUDA device; use --cuda-graphs off (or auto) on this device")
+    static_idx = torch.zeros(batch_size, dtype=torch.long, device=device)
+    params = list(model.parameters())
+    saved_params = [p.detach().clone() for p in params]
+    saved_state = {p: {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)} for p in params
+                   if p in optimizer.state}
+
+    def run():
+        with autocast(device, precision, cache_enabled=False):
+            loss = loss_of_batch(model, static_idx)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            optimizer.zero_grad(set_to_none=True)
+            run()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_loss = run()
+    with torch.no_grad():   # undo the warm-up and capture steps, in place
+        for p, p0 in zip(params, saved_params):
+            p.copy_(p0)
+        for p in params:
+            for k, v in optimizer.state[p].items():
+                if torch.is_tensor(v):
+                    v.copy_(saved_state[p][k]) if p in saved_state else v.zero_()   # fresh Adam state is zeros
+
+    def step(idx):
+        static_idx.copy_(idx)
+        graph.replay()
+        return static_loss
+    return step
+
+
+def train_epoch(model, optimizer, loss_of_batch, n, batch_size, generator, device, precision, graphed=None):
     """One pass over n training items in a seeded random order. loss_of_batch(model, idx) -> mean loss.
 
+    graphed: a graphed_step() for full batches (the last, smaller batch runs eagerly).
     The running loss stays on the device; there is one host sync per epoch, not one per step."""
     model.train()
     order = torch.randperm(n, generator=generator).to(device)
@@ -51,6 +107,9 @@ def train_epoch(model, optimizer, loss_of_batch, n, batch_size, generator, devic
     # A step bar only when stderr is a terminal (tqdm's disable=None): never in logs or CI output.
     for start in tqdm(range(0, n, batch_size), desc="steps", unit="batch", leave=False, disable=None):
         idx = order[start:start + batch_size]
+        if graphed is not None and len(idx) == batch_size:
+            total += graphed(idx).detach().float() * len(idx)
+            continue
         with autocast(device, precision):
             loss = loss_of_batch(model, idx)
         optimizer.zero_grad(set_to_none=True)
@@ -97,11 +156,15 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
             start = cfg.epochs + 1
     elif resume and ckpt_path:
         raise UserError(f"--resume: no checkpoint at {ckpt_path}; run without --resume to start this run")
-    stopped_early = False
+    stopped_early = stopped_at_deadline = False
+    graphed = None
+    if cfg.cuda_graphs and start <= cfg.epochs:   # after a resume: capture with the restored weights and state
+        graphed = graphed_step(model, optimizer, loss_of_batch, cfg.batch_size, device, cfg.precision)
     for epoch in range(start, cfg.epochs + 1):
         sync(device)
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, loss_of_batch, n_train, cfg.batch_size, generator, device, cfg.precision)
+        train_loss = train_epoch(model, optimizer, loss_of_batch, n_train, cfg.batch_size, generator, device, cfg.precision,
+                                 graphed)
         sync(device)
         t1 = time.perf_counter()
         model.eval()
@@ -117,14 +180,16 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
             best = {"epoch": epoch, cfg.select: metrics[cfg.select]}
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         stopped_early = bool(cfg.patience) and epoch - best["epoch"] >= cfg.patience
-        if ckpt_path and (epoch % ckpt_every == 0 or epoch == cfg.epochs or stopped_early):
+        stopped_at_deadline = bool(cfg.stop_at) and time.time() > cfg.stop_at and epoch < cfg.epochs and not stopped_early
+        if ckpt_path and (epoch % ckpt_every == 0 or epoch == cfg.epochs or stopped_early or stopped_at_deadline):
             save_torch(ckpt_path, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "rng": _rng_state(generator), "history": history, "best": best,
                                    "best_state": best_state, "stopped_early": stopped_early})
         result = {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early}
         if on_epoch:
             on_epoch(result)
-        if stopped_early:
+        if stopped_early or stopped_at_deadline:
             break
-    return {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early}
+    return {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
+            "stopped_at_deadline": stopped_at_deadline}
 

@@ -188,3 +188,22 @@ def test_the_configured_bloodmnist_file_is_valid():
     data, record = load_bloodmnist()
     assert record["sizes"]["train"] > 10_000 and record["source"] != "bloodmnist-other"
     assert set(data["train"][1].unique().tolist()) == set(range(8))
+
+
+def test_cuda_graphs_flag_on_cpu():
+    from q1_1_cnn import use_cuda_graphs
+    from common.train import graphed_step
+    assert use_cuda_graphs("auto", "cpu") is False and use_cuda_graphs("off", "cuda") is False
+    assert use_cuda_graphs("auto", "cuda") is True
+    with pytest.raises(UserError, match="--cuda-graphs on needs a CUDA device"):
+        use_cuda_graphs("on", "cpu")
+    with pytest.raises(UserError, match="CUDA graphs need a CUDA device"):
+        graphed_step(BloodCNN(pool=True), None, None, 64, "cpu", "fp32")
+
+
+def test_stop_at_then_resume_equals_an_uninterrupted_run(tmp_path, blood_npz):
+    full = run_q1(blood_npz, tmp_path / "full", "--epochs", "3")
+    part = run_q1(blood_npz, tmp_path / "part", "--epochs", "3", "--stop-at", "1")   # 1970: stop after epoch 1
+    assert part["status"] == "running" and len(part["history"]) == 1
+    resumed = run_q1(blood_npz, tmp_path / "part", "--epochs", "3", "--resume")
+    assert strip_times(resumed["history"]) == strip_times(full["history"]) and resumed["test"] == full["test"]
