@@ -11,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from common.compare import comparison_rows, comparisons
 from common.experiment import aggregate, load_runs
 from common.plots import plot_q1_comparison, plot_q1_curves
 from common.plots_q2 import plot_attention_maps, plot_cnn_filters, plot_q2_2_curves, plot_q2_3, plot_q2_curves, plot_search
-from common.runio import read_json, write_text
+from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
+from common.runio import read_json, write_json, write_text
 
 
 OPTIONAL = ("gpu", "precision_check", "cnn_filters.json")
@@ -30,6 +32,9 @@ def figure_jobs(root):
         (r / "q1_1/logits", "python q1_1_cnn.py --seeds 0",
          lambda: plot_q1_comparison(r / "q1_1", r / "q1_2", r / "q1_2/comparison.png")),
         (r / "gpu/q1_1/logits", "bash bench/gpu_q1_reference.sh (on a GPU)", lambda: plot_q1_curves(r / "gpu/q1_1", "Q1.1 CNN (GPU, full protocol)")),
+        (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_outcomes(r / "q1_softmax_study")),
+        (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_mechanism(r / "q1_softmax_study")),
+        (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_gradients(r / "q1_softmax_study")),
         (r / "q2_1/cnn/metrics.json", "python q2_1_cnn_lstm.py --model cnn", lambda: plot_q2_curves(r / "q2_1", [
             m for m in ("cnn", "lstm") if (r / "q2_1" / m / "metrics.json").is_file()])),
         (r / "q2_1/cnn/trials.csv", "python q2_1_cnn_lstm.py --model cnn", lambda: plot_search(r / "q2_1", "cnn")),
@@ -49,20 +54,47 @@ def ms(agg, key, fmt="{:.4f}"):
 
 
 def q1_rows(root):
-    rows = ["| experiment | variant | data | epochs | seeds | device | params | test acc @ best val | final test acc | s/epoch (median) | train time (s) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| experiment | variant | data | epochs | seeds | device | params | test acc @ best val | test AUC (MedMNIST) | final test acc | s/epoch (median) | train time (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for exp in ("q1_1", "q1_2", "gpu/q1_1", "gpu/q1_2"):
         for variant in ("logits", "softmax"):
             recs = [x for x in load_runs(Path(root) / exp / variant) if x.get("status") == "complete"]
             if not recs:
                 continue
-            agg = aggregate(recs, ["test.acc", "final.test_acc", "seconds_per_epoch_median", "train_seconds"])
+            agg = aggregate(recs, ["test.acc", "test.auc", "final.test_acc", "seconds_per_epoch_median", "train_seconds"])
+            auc = ms(agg, "test.auc") + (" (runs older than the AUC: not recorded)" if agg["test.auc"]["n"] < len(recs) else "") \
+                if "test.auc" in agg else "not recorded (run predates it)"
             r = recs[0]
             note = f" ({r['config']['note']})" if r["config"].get("note") else ""
             rows.append(f"| {exp} | {variant} | {r['data']['source']} | {r['epochs_run']} | {','.join(str(x['seed']) for x in recs)} | "
-                        f"{r['device_name']}{note} | {r['params']:,} | {ms(agg, 'test.acc')} | {ms(agg, 'final.test_acc')} | "
+                        f"{r['device_name']}{note} | {r['params']:,} | {ms(agg, 'test.acc')} | {auc} | {ms(agg, 'final.test_acc')} | "
                         f"{agg['seconds_per_epoch_median']['mean']:.2f} | {agg['train_seconds']['mean']:.0f} |")
+    rows.append("| MedMNIST v2 ResNet-18 (28), published | — | **bloodmnist-official (different data: the official split)** | 100 | "
+                "— | — | 11M | 0.958 | 0.998 | — | — | — |")
     return rows
+
+
+def study_rows(root):
+    path = Path(root) / "q1_softmax_study" / "summary.json"
+    if not path.is_file():
+        return []
+    s = read_json(path)
+    rows = ["### Softmax failure study (q1_softmax_study.py)", "",
+            f"Data {s['data']['source']} ({s['data']['md5'][:8]}), {s['device_name']}, {s['precision']}. Rule: {s['rule']}. "
+            f"Intervals: {next(iter(next(iter(s['models'].values())).values()))['ci95_method']}.", "",
+            "| model | variant | epochs | n | collapsed | partial | healthy | P(collapse) [95% CI] | P(not healthy) [95% CI] | val acc of healthy seeds (mean) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for m, variants in s["models"].items():
+        for v, x in variants.items():
+            healthy = [x["val_acc"][str(k)] for k in x["seeds"] if x["per_seed"][str(k)] == "healthy"]
+            h = f"{sum(healthy) / len(healthy):.4f}" if healthy else "—"
+            rows.append(f"| {m} | {v} | {'/'.join(map(str, x['epochs']))} | {x['n']} | {x['collapsed']} | {x['partial']} | {x['healthy']} | "
+                        f"{x['p_collapse']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}] | "
+                        f"{x['p_not_healthy']:.2f} [{x['ci95_not_healthy'][0]:.2f}, {x['ci95_not_healthy'][1]:.2f}] | {h} |")
+        sm = variants.get("softmax")
+        if sm:
+            rows.append(f"| | per-seed outcome (softmax) | | | {', '.join(f'{k}: {o}' for k, o in sm['per_seed'].items())} | | | | | |")
+    return rows + [""]
 
 
 def q2_rows(root):
@@ -110,6 +142,19 @@ def q2_rows(root):
     if t3.is_file():
         out += ["### Q2.3 (multi-protein model)", "", t3.read_text(), ""]
     return out
+
+
+def stats_rows(root):
+    """Every comparison the README states: n, mean difference, 95% CI; also written to comparisons.json."""
+    comps = comparisons(root)
+    write_json(Path(root) / "comparisons.json", comps)
+    if not comps:
+        return []
+    return ["### Comparisons with 95% confidence intervals", "",
+            "Difference of means a − b over seeds (Welch t interval, scipy.stats.ttest_ind(equal_var=False)); Q2.3 pairs "
+            "the proteins (paired t). Where the interval contains 0 the verdict is \"no significant difference\". "
+            "A side with one run has no variance estimate and gets no interval.", "",
+            *comparison_rows(comps), ""]
 
 
 def precision_rows(root):
@@ -168,7 +213,8 @@ def main(argv=None):
     results = ["# Results", "", "Generated by `python make_figures.py` from the metrics files in this folder; every number "
                "below was measured by the script named in README.md. Data sources: `bloodmnist-pbc-equivalent` is the offline "
                "PBC-derived BloodMNIST (not the official split); `simulated` is the RNAcompete simulator.", "",
-               "### Q1 (BloodMNIST)", "", *q1_rows(args.figures), "", *q2_rows(args.figures), *precision_rows(args.figures),
+               "### Q1 (BloodMNIST)", "", *q1_rows(args.figures), "", *study_rows(args.figures), *q2_rows(args.figures),
+               *stats_rows(args.figures), *precision_rows(args.figures),
                *bench_rows(args.figures)]
     write_text(Path(args.figures) / "RESULTS.md", "\n".join(results) + "\n")
     print(f"wrote {Path(args.figures) / 'RESULTS.md'} in {time.time() - t0:.1f}s")

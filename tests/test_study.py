@@ -91,3 +91,16 @@ def test_study_smoke_run(tmp_path, blood_npz):
                             "--out-dir", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "seed   0" not in again.stdout
     assert (out / "q1_softmax_study_quick" / "q1_1" / "softmax" / "seed0.json").stat().st_mtime_ns == before
+
+
+def test_comparisons_from_metrics_files(tmp_path):
+    from common.compare import comparisons, verdict
+    for variant, accs in (("logits", [0.96, 0.965, 0.962]), ("softmax", [0.95, 0.955, 0.948])):
+        for seed, acc in enumerate(accs):
+            p = tmp_path / "q1_2" / variant / f"seed{seed}" / "metrics.json"
+            p.parent.mkdir(parents=True)
+            p.write_text(json.dumps({"status": "complete", "seed": seed, "test": {"acc": acc}}))
+    (c,) = comparisons(tmp_path)
+    assert c["comparison"] == "Q1.2: logits vs softmax" and (c["n_a"], c["n_b"]) == (3, 3)
+    assert c["diff"] == pytest.approx(np.mean([0.96, 0.965, 0.962]) - np.mean([0.95, 0.955, 0.948]))
+    assert c["ci95"] == welch_diff([0.96, 0.965, 0.962], [0.95, 0.955, 0.948])["ci95"] and verdict(c) == "significant"

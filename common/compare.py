@@ -1,0 +1,67 @@
+"""The README's comparisons with n, the mean difference and its 95% CI, computed from the committed metrics files."""
+from pathlib import Path
+
+from .experiment import load_runs
+from .runio import read_json
+from .stats import paired_diff, welch_diff
+
+
+def _values(root, rel, key):
+    """Per-seed values of a dotted key over a variant folder's finished runs, with their seeds."""
+    recs = [r for r in load_runs(Path(root) / rel) if r.get("status") == "complete"]
+    out = []
+    for r in recs:
+        v = r
+        for part in key.split("."):
+            v = v[part]
+        out.append((r["seed"], float(v)))
+    return out
+
+
+def comparisons(root):
+    """A list of comparison dicts (label, metric, a, b, and the statistics). A comparison is listed only when both
+    sides have files; one side with n = 1 gets no interval, and says so."""
+    root = Path(root)
+    specs = [("Q1.1: logits vs softmax", "test accuracy at the best validation epoch", "q1_1/logits", "q1_1/softmax", "test.acc"),
+             ("Q1.2: logits vs softmax", "test accuracy at the best validation epoch", "q1_2/logits", "q1_2/softmax", "test.acc"),
+             ("Q1.2 vs Q1.1 (logits)", "test accuracy at the best validation epoch", "q1_2/logits", "q1_1/logits", "test.acc"),
+             ("Q1.2 vs Q1.1 (softmax)", "test accuracy at the best validation epoch", "q1_2/softmax", "q1_1/softmax", "test.acc"),
+             ("Q2.1: BiLSTM vs CNN", "test Spearman (selected configuration)", "q2_1/lstm", "q2_1/cnn", "test.spearman"),
+             ("Q2.2: attention vs mean pooling", "test Spearman", "q2_2/lstm_attention", "q2_2/lstm", "test.spearman")]
+    out = []
+    for label, metric, a, b, key in specs:
+        va, vb = _values(root, a, key), _values(root, b, key)
+        if not va or not vb:
+            continue
+        stats = welch_diff([v for _, v in va], [v for _, v in vb])
+        out.append({"comparison": label, "metric": metric, "a": a, "b": b, "seeds_a": [s for s, _ in va],
+                    "seeds_b": [s for s, _ in vb], **stats})
+    q23 = root / "q2_3" / "summary.json"
+    if q23.is_file():
+        s = read_json(q23)
+        rows = s["rows"]
+        for name, col in (("multi-protein (seen) vs single-protein models", "multi_seen"),
+                          ("multi-protein (held out) vs single-protein models", "multi_unseen")):
+            if all(r.get(col) is not None for r in rows):
+                stats = paired_diff([r[col] for r in rows], [r["single"] for r in rows])
+                out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman, paired over {len(rows)} proteins "
+                            f"(seeds {s['seeds']})", "a": f"q2_3 {col}", "b": "q2_3 single", **stats})
+    return out
+
+
+def verdict(c):
+    if c.get("ci95") is None:
+        return "no interval (n = 1 on a side)"
+    return "significant" if c["significant"] else "no significant difference"
+
+
+def comparison_rows(comps):
+    rows = ["| comparison | metric | n (a, b) | mean a | mean b | difference a − b | 95% CI | method | verdict |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for c in comps:
+        n = f"{c['n']} pairs" if "n" in c else f"{c['n_a']}, {c['n_b']}"
+        ci = "—" if c.get("ci95") is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
+        means = ("—", "—") if "mean_a" not in c else (f"{c['mean_a']:.4f}", f"{c['mean_b']:.4f}")
+        rows.append(f"| {c['comparison']} | {c['metric']} | {n} | {means[0]} | {means[1]} | {c['diff']:+.4f} | {ci} | "
+                    f"{c['method']} | {verdict(c)} |")
+    return rows
