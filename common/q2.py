@@ -22,8 +22,8 @@ def resolve_data_dir(data_dir, explicit):
                         f"download --out {data_dir}`, or drop --data-dir to use the simulator "
                         f"(python -m common.simulate_rnacompete --out {SIMULATED_DIR})")
     print(f"notice: no course files in {data_dir}. For the real RNAcompete data (public, Ray et al. 2013) run "
-          f"`python -m common.rnacompete download` (about 1 GB unpacked; or copy the course's norm_data.txt and metadata.xlsx "
-          f"there). Falling back to the simulated set in {SIMULATED_DIR}: results are labelled 'simulated'.")
+          f"`python -m common.rnacompete download` (or copy the course's norm_data.txt and metadata.xlsx there). "
+          f"Falling back to the simulated set in {SIMULATED_DIR}: results are labelled 'simulated'.")
     if not course_files(SIMULATED_DIR):
         from .simulate_rnacompete import simulate
         print(f"notice: generating the simulated set in {SIMULATED_DIR} (once)")

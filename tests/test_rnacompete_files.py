@@ -203,3 +203,13 @@ def test_t_encodes_as_u():
     from common.rnacompete import encode, one_hot
     codes, _ = encode(["ACGT", "ACGU"])
     assert (one_hot(codes)[0] == one_hot(codes)[1]).all()
+
+
+def test_notice_says_how_to_get_the_real_data(sim_dir, tmp_path, capsys, monkeypatch):
+    import common.q2 as q2
+    monkeypatch.setattr(q2, "SIMULATED_DIR", str(sim_dir))
+    assert q2.resolve_data_dir(str(tmp_path / "none"), explicit=False) == str(sim_dir)
+    out = capsys.readouterr().out
+    assert "python -m common.rnacompete download" in out and "simulated" in out
+    with pytest.raises(UserError, match="python -m common.rnacompete download --out"):
+        q2.resolve_data_dir(str(tmp_path / "none"), explicit=True)
