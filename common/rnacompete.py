@@ -72,7 +72,7 @@ def read_metadata(path):
     meta.columns = [str(c).strip() for c in meta.columns]
     for col in ("Motif_ID", "Protein_name"):
         if col not in meta.columns:
-            raise UserError(f"{path}: missing column '{col}' (has {list(meta.columns)})")
+            raise UserError(f"{path}: missing column '{col}' (has {list(meta.columns)}); the metadata needs Motif_ID and Protein_name")
     meta = meta[["Motif_ID", "Protein_name"]].dropna()
     return meta.assign(Motif_ID=meta.Motif_ID.astype(str).str.strip(), Protein_name=meta.Protein_name.astype(str).str.strip())
 
@@ -209,7 +209,8 @@ def read_header(path):
     header = [c.strip() for c in first.rstrip("\r\n").split("\t")]
     for col in ("Probe_Set", "RNA_Seq"):
         if col not in header:
-            raise UserError(f"{path}: missing column '{col}'; is this the course's norm_data.txt?")
+            raise UserError(f"{path}: missing column '{col}' (has {header[:6]}{' ...' if len(header) > 6 else ''}); use the "
+                            f"course's norm_data.txt or `python -m common.rnacompete download`")
     return header
 
 
@@ -242,7 +243,8 @@ def _build(norm_path, meta_path, proteins):
     setA, setB = np.flatnonzero(sets == "SetA"), np.flatnonzero(sets == "SetB")
     for name, rows in (("SetA", setA), ("SetB", setB)):
         if len(rows) == 0:
-            raise UserError(f"{norm_path}: no {name} rows in column Probe_Set (values found: {sorted(sets.unique())[:5]})")
+            raise UserError(f"{norm_path}: no {name} rows in column Probe_Set (values found: {sorted(sets.unique())[:5]}); "
+                            f"the course file marks training probes SetA and test probes SetB")
     seqs = df.RNA_Seq.to_numpy(dtype=object)
     report = sequence_report(seqs)
     if report["unknown_fraction"] > MAX_UNKNOWN_FRACTION:
