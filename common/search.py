@@ -3,14 +3,14 @@
 - A path (the default is a file under runs/) is a JournalStorage on a JournalFileBackend: safe for several
   processes on one machine, or on a filesystem that several machines share.
 - postgresql://, mysql:// and sqlite:/// URLs are RDBStorage, with a heartbeat: a trial whose worker dies is
-  marked FAIL after the grace period and retried once by RetryFailedTrialCallback.
+  marked FAIL after the grace period and retried once by RetryHeartbeatStaleTrialCallback.
 """
 import os
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
@@ -32,7 +32,7 @@ def make_storage(storage):
             with warnings.catch_warnings():   # the heartbeat arguments are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(str(storage), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                  heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                                   engine_kwargs={"pool_pre_ping": True})
         except ImportError as e:
             raise UserError(f"--storage {storage}: the database driver is missing ({e}); pip install -r requirements.txt") from None
