@@ -37,15 +37,15 @@ def run_label(records):
 
 
 def curve(ax, records, key, label, color):
-    """Plot key per epoch; with several seeds, the mean and a ±1 std band."""
+    """Plot key per epoch; with several seeds, each seed as a thin line and their mean as a thick one
+    (a ±std band would cross zero on the log-scale loss axes)."""
     n = min(len(r["history"]) for r in records)
     ys = np.array([[h[key] for h in r["history"][:n]] for r in records])
     x = np.arange(1, n + 1)
-    mean = ys.mean(0)
-    ax.plot(x, mean, color=color, label=label + (f" (mean of {len(records)} seeds)" if len(records) > 1 else ""))
     if len(records) > 1:
-        std = ys.std(0, ddof=1)
-        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+        for y in ys:
+            ax.plot(x, y, color=color, lw=0.6, alpha=0.35)
+    ax.plot(x, ys.mean(0), color=color, label=label + (f" (mean of {len(records)} seeds; thin: each seed)" if len(records) > 1 else ""))
 
 
 def variant_runs(exp_dir, variants):
@@ -72,10 +72,11 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
         ax.grid(alpha=0.3)
         ax.legend()
     axes[0].set_yscale("log")   # logits reach ~1e-6 while softmax stalls near 1.3: both visible on a log axis
-    for v, recs in runs.items():   # mark the epoch selected on validation (first seed)
-        b = recs[0]["best"]
-        axes[1].plot(b["epoch"], b["val_acc"], "*", color=COLORS[v], ms=12)
-        axes[2].plot(b["epoch"], recs[0]["test"]["acc"], "*", color=COLORS[v], ms=12)
+    for v, recs in runs.items():   # mark the epoch selected on validation, for every seed
+        for r in recs:
+            b = r["best"]
+            axes[1].plot(b["epoch"], b["val_acc"], "*", color=COLORS[v], ms=12 if len(recs) == 1 else 8)
+            axes[2].plot(b["epoch"], r["test"]["acc"], "*", color=COLORS[v], ms=12 if len(recs) == 1 else 8)
     first = next(iter(runs.values()))
     fig.suptitle(textwrap.fill(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(first)}", 150))
     return finish(fig, Path(exp_dir) / "curves.png")
