@@ -82,12 +82,12 @@ def study_rows(root):
     rows = ["### Softmax failure study (q1_softmax_study.py)", "",
             f"Data {s['data']['source']} ({s['data']['md5'][:8]}), {s['device_name']}, {s['precision']}. Rule: {s['rule']}. "
             f"Intervals: {next(iter(next(iter(s['models'].values())).values()))['ci95_method']}.", "",
-            "| model | variant | epochs | n | collapsed | partial | healthy | P(collapse) [95% CI] | P(not healthy) [95% CI] | val acc of healthy seeds (mean) |",
+            "| model | variant | epochs | n | collapsed | partial | healthy | P(collapse) [95% CI] | P(not healthy) [95% CI] | mean val acc: collapsed / partial / healthy |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for m, variants in s["models"].items():
         for v, x in variants.items():
-            healthy = [x["val_acc"][str(k)] for k in x["seeds"] if x["per_seed"][str(k)] == "healthy"]
-            h = f"{sum(healthy) / len(healthy):.4f}" if healthy else "—"
+            by = {o: [x["val_acc"][str(k)] for k in x["seeds"] if x["per_seed"][str(k)] == o] for o in ("collapsed", "partial", "healthy")}
+            h = " / ".join(f"{sum(v) / len(v):.3f}" if v else "—" for v in by.values())
             rows.append(f"| {m} | {v} | {'/'.join(map(str, x['epochs']))} | {x['n']} | {x['collapsed']} | {x['partial']} | {x['healthy']} | "
                         f"{x['p_collapse']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}] | "
                         f"{x['p_not_healthy']:.2f} [{x['ci95_not_healthy'][0]:.2f}, {x['ci95_not_healthy'][1]:.2f}] | {h} |")
