@@ -121,6 +121,7 @@ def quick_figures(sim, tmp_path_factory):
     npz = make_blood_npz(tmp / "blood.npz")
     logs = {"q1_1": run("q1_1_cnn.py", "--npz", str(npz), "--quick", "--seeds", "0", "1", "--epochs", "1", *out),
             "q1_2": run("q1_2_maxpool.py", "--npz", str(npz), "--quick", "--epochs", "1", "--seeds", "0", *out),
+            "study": run("q1_softmax_study.py", "--npz", str(npz), "--quick", "--seeds", "0", *out),
             "q2_1": run("q2_1_cnn_lstm.py", "--data-dir", str(sim), "--quick", *out),
             "q2_2": run("q2_2_attention.py", "--data-dir", str(sim), "--quick", "--q2-1-metrics",
                         str(tmp / "f" / "q2_1_quick" / "lstm" / "metrics.json"), *out),
@@ -158,10 +159,12 @@ def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_fig
         png.unlink()
     out = run("make_figures.py", "--figures", str(figs))
     for name in ("q1_1/curves.png", "q1_2/curves.png", "q1_2/comparison.png", "gpu/q1_1/curves.png", "q2_1/loss_curves.png",
-                 "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png", "q2_2/attention_maps.png", "q2_3/per_protein.png"):
+                 "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png", "q2_2/attention_maps.png", "q2_3/per_protein.png",
+                 "q1_softmax_study/outcomes.png", "q1_softmax_study/mechanism.png", "q1_softmax_study/gradients.png"):
         assert (figs / name).stat().st_size > 10_000, name
     results = (figs / "RESULTS.md").read_text()
     assert "| q1_1 | logits |" in results and "Q2.2" in results and "Q2.3" in results and "wrote" in out
+    assert "Softmax failure study" in results and "Comparisons with 95% confidence intervals" in results
     (figs / "q2_3" / "summary.json").unlink()
     r = subprocess.run([sys.executable, "make_figures.py", "--figures", str(figs)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "run `python q2_3_multi_protein.py`" in r.stderr and "Traceback" not in r.stderr
