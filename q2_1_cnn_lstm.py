@@ -93,9 +93,9 @@ def parse_args(argv):
     return args
 
 
-def study_of(args, name, record, epochs, worker=0, fresh=False):
-    """The Optuna study of this search in --storage (default: a journal file under runs/); fresh deletes it first."""
-    storage = make_storage(args.storage or Path(args.run_dir) / experiment_name("q2_1", args.quick) / name / "optuna.journal")
+def study_of(args, name, record, epochs, runs, worker=0, fresh=False):
+    """The Optuna study of this search in --storage (default: runs/.../optuna.journal); fresh deletes it first."""
+    storage = make_storage(args.storage or runs / "optuna.journal")
     study_name = f"{name}-{args.protein}-{record['checksum'][:8]}-seed{args.seed}-ep{epochs}"
     if fresh:
         try:
@@ -141,14 +141,14 @@ def search_worker(args, name, worker, n_trials, epochs, precision, device, runs)
     device = worker_device(worker, device)
     quiet()
     data, record = load_q2(args, [args.protein], device)
-    study = study_of(args, name, record, epochs, worker=worker)
+    study = study_of(args, name, record, epochs, runs, worker=worker)
     study.optimize(make_objective(args, name, data, device, epochs, precision, runs, worker), n_trials=n_trials)
 
 
 def run_trials(args, name, data, record, device, epochs, precision, runs):
     """Bring the study to --trials finished (complete or pruned) trials: local workers first, then the parent
     itself runs whatever is still missing (trials of a crashed worker, retried)."""
-    study = study_of(args, name, record, epochs, fresh=not (args.resume or args.search_only))
+    study = study_of(args, name, record, epochs, runs, fresh=not (args.resume or args.search_only))
     if not study.trials:
         study.enqueue_trial({**DEFAULT_HP[name], "lr": args.lr, "batch_size": args.batch_size}, skip_if_exists=True)
     need = max(0, args.trials - finished(study))

@@ -13,6 +13,13 @@ def clopper_pearson(k, n, level=0.95):
     return [float(ci.low), float(ci.high)]
 
 
+def _with_interval(out, res, level):
+    """out plus the 95% interval of a scipy t-test result, its p-value and whether the interval excludes 0."""
+    ci = res.confidence_interval(confidence_level=level)
+    low, high = float(ci.low), float(ci.high)
+    return {**out, "ci95": [low, high], "p": float(res.pvalue), "significant": not (low <= 0 <= high)}
+
+
 def welch_diff(a, b, level=0.95):
     """Mean of a minus mean of b with a Welch t interval (unequal variances), as a dict for RESULTS.md.
 
@@ -27,10 +34,7 @@ def welch_diff(a, b, level=0.95):
         return {**out, "ci95": [out["diff"], out["diff"]], "p": None, "significant": out["diff"] != 0}
     with warnings.catch_warnings():   # one side with identical values (variance 0) is valid for Welch; scipy warns
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.ttest_ind(a, b, equal_var=False)
-        ci = res.confidence_interval(confidence_level=level)
-    low, high = float(ci.low), float(ci.high)
-    return {**out, "ci95": [low, high], "p": float(res.pvalue), "significant": not (low <= 0 <= high)}
+        return _with_interval(out, stats.ttest_ind(a, b, equal_var=False), level)
 
 
 def paired_diff(a, b, level=0.95):
@@ -44,7 +48,4 @@ def paired_diff(a, b, level=0.95):
         return {**out, "ci95": None, "p": None, "significant": None}
     if d.std() == 0:
         return {**out, "ci95": [out["diff"], out["diff"]], "p": None, "significant": out["diff"] != 0}
-    res = stats.ttest_rel(a, b)
-    ci = res.confidence_interval(confidence_level=level)
-    low, high = float(ci.low), float(ci.high)
-    return {**out, "ci95": [low, high], "p": float(res.pvalue), "significant": not (low <= 0 <= high)}
+    return _with_interval(out, stats.ttest_rel(a, b), level)
