@@ -77,7 +77,10 @@ def test_crashed_worker_trial_is_failed_and_retried(tmp_path):
     assert fail_and_retry_orphans(study) == [t.number]
     states = [x.state for x in study.trials]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
-    assert study.trials[1].params == study.trials[0].params or study.trials[1].system_attrs.get("fixed_params") == t.params
+    retry = study.trials[1]
+    assert retry.system_attrs["fixed_params"] == t.params and retry.user_attrs["retry_of"] == t.number
+    again = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})   # the next worker takes the retry
+    assert again.number == 1 and again.params == t.params
 
 
 def test_bad_storage_is_a_one_line_error(tmp_path):
