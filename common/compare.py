@@ -3,7 +3,7 @@ from pathlib import Path
 
 from .experiment import load_runs
 from .runio import read_json
-from .stats import paired_diff, welch_diff
+from .stats import paired_diff, proportion_diff, welch_diff
 
 
 def _values(root, rel, key):
@@ -36,6 +36,7 @@ def comparisons(root):
         stats = welch_diff([v for _, v in va], [v for _, v in vb])
         out.append({"comparison": label, "metric": metric, "a": a, "b": b, "seeds_a": [s for s, _ in va],
                     "seeds_b": [s for s, _ in vb], **stats})
+    out += study_comparisons(root)
     q23 = root / "q2_3" / "summary.json"
     if q23.is_file():
         s = read_json(q23)
@@ -46,6 +47,28 @@ def comparisons(root):
                 stats = paired_diff([r[col] for r in rows], [r["single"] for r in rows])
                 out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman, paired over {len(rows)} proteins "
                             f"(seeds {s['seeds']})", "a": f"q2_3 {col}", "b": "q2_3 single", **stats})
+    return out
+
+
+def study_comparisons(root):
+    """Softmax vs logits on the softmax study's seeds (n = 20 a side): the share of seeds that did not train
+    normally, and the share that collapsed, each as a difference of proportions with its 95% CI."""
+    path = Path(root) / "q1_softmax_study" / "summary.json"
+    if not path.is_file():
+        return []
+    s = read_json(path)
+    out = []
+    for model in ("q1_1", "q1_2"):
+        if model not in s:
+            continue
+        sm, lg = s[model], s[model]["logits_control"]
+        where = f"softmax study, seeds {min(sm['seeds'])}-{max(sm['seeds'])}, {'/'.join(map(str, sm['epochs']))} epochs"
+        for what, k_a, k_b in (("not healthy (collapsed, or a class never predicted on val)",
+                                sm["n"] - sm["healthy"], lg["n"] - lg["healthy"]),
+                               ("collapsed (one class for >= 99% of val images)", sm["collapsed"], lg["collapsed"])):
+            out.append({"comparison": f"{model[:2].upper()}.{model[3:]}: softmax vs logits", "metric": f"share of seeds {what}; {where}",
+                        "a": f"q1_softmax_study {model} softmax", "b": f"q1_softmax_study {model} logits",
+                        "seeds_a": sm["seeds"], "seeds_b": lg["seeds"], **proportion_diff(k_a, sm["n"], k_b, lg["n"])})
     return out
 
 

@@ -49,3 +49,22 @@ def paired_diff(a, b, level=0.95):
     if d.std() == 0:
         return {**out, "ci95": [out["diff"], out["diff"]], "p": None, "significant": out["diff"] != 0}
     return _with_interval(out, stats.ttest_rel(a, b), level)
+
+
+def proportion_diff(k_a, n_a, k_b, n_b, level=0.95):
+    """k_a/n_a minus k_b/n_b with Newcombe's hybrid score interval (his method 10: the two Wilson intervals from
+    scipy.stats.binomtest(...).proportion_ci(method='wilson') combined), and Fisher's exact p-value. It stays
+    inside [-1, 1] and is sensible at 0/n and n/n, where a Wald interval collapses to a point."""
+    for k, n in ((k_a, n_a), (k_b, n_b)):
+        if n <= 0 or not 0 <= k <= n:
+            raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    pa, pb = k_a / n_a, k_b / n_b
+    la, ua = stats.binomtest(int(k_a), int(n_a)).proportion_ci(confidence_level=level, method="wilson")
+    lb, ub = stats.binomtest(int(k_b), int(n_b)).proportion_ci(confidence_level=level, method="wilson")
+    d = pa - pb
+    low = d - float(np.hypot(pa - la, ub - pb))
+    high = d + float(np.hypot(ua - pa, pb - lb))
+    p = float(stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue)
+    return {"n_a": int(n_a), "n_b": int(n_b), "mean_a": pa, "mean_b": pb, "diff": d, "ci95": [low, high], "p": p,
+            "significant": not (low <= 0 <= high),
+            "method": "Newcombe hybrid score (Wilson, scipy.stats.binomtest); p: scipy.stats.fisher_exact"}

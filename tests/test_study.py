@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from common.bloodmnist import classification_report
-from common.stats import clopper_pearson, paired_diff, welch_diff
+from common.stats import clopper_pearson, paired_diff, proportion_diff, welch_diff
 from common.study import classify_outcome, summarise_variant
 from conftest import ROOT
 
@@ -104,3 +104,34 @@ def test_comparisons_from_metrics_files(tmp_path):
     assert c["comparison"] == "Q1.2: logits vs softmax" and (c["n_a"], c["n_b"]) == (3, 3)
     assert c["diff"] == pytest.approx(np.mean([0.96, 0.965, 0.962]) - np.mean([0.95, 0.955, 0.948]))
     assert c["ci95"] == welch_diff([0.96, 0.965, 0.962], [0.95, 0.955, 0.948])["ci95"] and verdict(c) == "significant"
+
+
+@pytest.mark.parametrize("counts, published", [
+    ((56, 70, 48, 80), [0.0524, 0.3339]),    # Newcombe (1998), Stat Med 17:873, Table II, method 10
+    ((9, 10, 3, 10), [0.1705, 0.8090]),
+    ((10, 10, 0, 10), [0.6075, 1.0000]),
+])
+def test_proportion_diff_published_values(counts, published):
+    r = proportion_diff(*counts)
+    assert r["diff"] == pytest.approx(counts[0] / counts[1] - counts[2] / counts[3])
+    assert r["ci95"] == pytest.approx(published, abs=5e-5) and r["significant"]
+
+
+def test_proportion_diff_fisher_p_and_bad_counts():
+    assert proportion_diff(10, 10, 0, 10)["p"] == pytest.approx(2 / 184756)     # two tables as extreme of C(20, 10)
+    same = proportion_diff(0, 20, 0, 20)
+    assert same["diff"] == 0 and same["ci95"][0] < 0 < same["ci95"][1] and not same["significant"] and same["p"] == 1
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        proportion_diff(21, 20, 0, 20)
+
+
+def test_study_comparisons_from_the_summary(tmp_path):
+    from common.compare import comparisons
+    side = {"n": 20, "seeds": list(range(20)), "epochs": [2], "healthy": 0, "collapsed": 5}
+    summary = {"q1_1": {**side, "logits_control": {**side, "healthy": 20, "collapsed": 0}}}
+    (tmp_path / "q1_softmax_study").mkdir()
+    (tmp_path / "q1_softmax_study" / "summary.json").write_text(json.dumps(summary))
+    not_healthy, collapsed = comparisons(tmp_path)
+    assert not_healthy["comparison"] == "Q1.1: softmax vs logits" and (not_healthy["n_a"], not_healthy["n_b"]) == (20, 20)
+    assert not_healthy["diff"] == 1.0 and not_healthy["ci95"] == proportion_diff(20, 20, 0, 20)["ci95"]
+    assert collapsed["diff"] == 0.25 and "2 epochs" in collapsed["metric"] and collapsed["significant"]
