@@ -5,10 +5,14 @@ import numpy as np
 from scipy import stats
 
 
-def clopper_pearson(k, n, level=0.95):
-    """Exact (Clopper-Pearson) interval for a binomial proportion k/n, via scipy.stats.binomtest."""
+def _check_counts(k, n):
     if n <= 0 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+
+
+def clopper_pearson(k, n, level=0.95):
+    """Exact (Clopper-Pearson) interval for a binomial proportion k/n, via scipy.stats.binomtest."""
+    _check_counts(k, n)
     ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="exact")
     return [float(ci.low), float(ci.high)]
 
@@ -55,9 +59,8 @@ def proportion_diff(k_a, n_a, k_b, n_b, level=0.95):
     """k_a/n_a minus k_b/n_b with Newcombe's hybrid score interval (his method 10: the two Wilson intervals from
     scipy.stats.binomtest(...).proportion_ci(method='wilson') combined), and Fisher's exact p-value. It stays
     inside [-1, 1] and is sensible at 0/n and n/n, where a Wald interval collapses to a point."""
-    for k, n in ((k_a, n_a), (k_b, n_b)):
-        if n <= 0 or not 0 <= k <= n:
-            raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    _check_counts(k_a, n_a)
+    _check_counts(k_b, n_b)
     pa, pb = k_a / n_a, k_b / n_b
     la, ua = stats.binomtest(int(k_a), int(n_a)).proportion_ci(confidence_level=level, method="wilson")
     lb, ub = stats.binomtest(int(k_b), int(n_b)).proportion_ci(confidence_level=level, method="wilson")
