@@ -13,6 +13,11 @@ Reproduce:
     python q2_2_attention.py                          # 3 seeds, course files or the simulated set
     python q2_2_attention.py --seeds 0 1 2 --epochs 15 --heads 1
     python q2_2_attention.py --quick                  # smoke run
+    python q2_2_attention.py --seeds 0 1 2 --epochs 50 --resume   # continue after an interruption
+
+Every epoch writes a checkpoint (runs/q2_2/<variant>/seed<k>/checkpoint.pt); --resume continues each seed from
+its checkpoint (a finished seed is only re-tested, a seed without one starts fresh), so the six runs of the
+homework budget can span sessions.
 
 Writes figures/q2_2/{lstm,lstm_attention}/seed<k>/metrics.json, aggregate.json per variant, summary.json
 (convergence epochs, test Spearman, attention mass on motifs), and figures/q2_2/{curves,attention_maps}.png.
@@ -105,7 +110,7 @@ def main(argv=None):
     models = {}
     for variant, heads in (("lstm", 0), ("lstm_attention", args.heads)):
         for seed in args.seeds:
-            metrics_dir, _ = run_dirs(args.out_dir, args.run_dir, experiment, variant, seed, True)
+            metrics_dir, ckpt = run_dirs(args.out_dir, args.run_dir, experiment, variant, seed, True)
             guard_finished(metrics_dir / "metrics.json", args)
             seed_everything(seed)
             cfg = FitConfig(epochs=args.epochs, batch_size=batch_size, seed=seed, select="val_spearman", precision=precision)
@@ -116,7 +121,8 @@ def main(argv=None):
                 print(f"{variant:14s} seed {seed} epoch {r['epoch']:2d}/{args.epochs} loss {r['train_loss']:.4f} "
                       f"val_loss {r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
 
-            model, result = train_rna("lstm", {**hp, "attention_heads": heads}, lr, data, cfg, device, on_epoch=on_epoch)
+            model, result = train_rna("lstm", {**hp, "attention_heads": heads}, lr, data, cfg, device, on_epoch=on_epoch,
+                                      ckpt=ckpt, resume=args.resume and ckpt.is_file(), ckpt_every=args.checkpoint_every)
             test = test_report(model, result["best_state"], data["test"])
             config = {**vars(args), "variant": variant, "seed": seed, "hp": {**hp, "attention_heads": heads}, "lr": lr,
                       "batch_size": batch_size, "hp_source": hp_source, "precision": precision}

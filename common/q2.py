@@ -61,8 +61,8 @@ def targets(split, col):
     return split["y"][:, col], split["y_mask"][:, col]
 
 
-def train_rna(name, model_hp, lr, data, cfg, device, col=0, on_epoch=None, ckpt=None, resume=False):
-    """Train one Q2 model config with the shared loop; select on validation Spearman."""
+def train_rna(name, model_hp, lr, data, cfg, device, col=0, on_epoch=None, ckpt=None, resume=False, ckpt_every=1):
+    """Train one Q2 model config with the shared loop; select on validation Spearman (ckpt: --resume checkpoint)."""
     torch.manual_seed(cfg.seed)
     model = build_rna_model(name, **model_hp).to(device)
     optimizer = make_adam(model.parameters(), lr, device)
@@ -77,7 +77,7 @@ def train_rna(name, model_hp, lr, data, cfg, device, col=0, on_epoch=None, ckpt=
         p = predict(m, va)
         return {"val_loss": float(masked_mse(p, yv, ymv)), "val_spearman": masked_spearman(p.flatten(), yv.flatten(), ymv.flatten())}
 
-    result = fit(model, optimizer, loss_of_batch, len(y), evaluate, cfg, device, ckpt, resume, on_epoch)
+    result = fit(model, optimizer, loss_of_batch, len(y), evaluate, cfg, device, ckpt, resume, on_epoch, ckpt_every)
     return model, result
 
 

@@ -148,7 +148,11 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
     history, best, best_state, start = [], {"epoch": 0, cfg.select: float("-inf")}, None, 1
     if resume and ckpt_path and Path(ckpt_path).is_file():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
+        try:
+            model.load_state_dict(ck["model"])
+        except RuntimeError:
+            raise UserError(f"--resume: {ckpt_path} holds a model of another configuration than this run's; "
+                            f"run with the options it was started with, or without --resume to start afresh") from None
         optimizer.load_state_dict(ck["optimizer"])
         _set_rng_state(ck["rng"], generator)
         history, best, best_state, start = ck["history"], ck["best"], ck["best_state"], ck["epoch"] + 1

@@ -168,3 +168,40 @@ def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_fig
     (figs / "q2_3" / "summary.json").unlink()
     r = subprocess.run([sys.executable, "make_figures.py", "--figures", str(figs)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "run `python q2_3_multi_protein.py`" in r.stderr and "Traceback" not in r.stderr
+
+
+def q2_2_run(sim, tmp_path, name, *args):
+    """One Q2.2 quick run (seed 0, homework-default BiLSTM) into tmp_path/<name>: (its two metrics records, stdout)."""
+    out = ["--out-dir", str(tmp_path / name), "--run-dir", str(tmp_path / name / "runs"), "--device", "cpu"]
+    r = subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
+                        "--q2-1-metrics", str(tmp_path / "none.json"), *out, *args],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return {v: json.loads((tmp_path / name / "q2_2_quick" / v / "seed0" / "metrics.json").read_text())
+            for v in ("lstm", "lstm_attention")}, r.stdout
+
+
+def test_q2_2_resume_matches_an_uninterrupted_run(sim, tmp_path):
+    full, _ = q2_2_run(sim, tmp_path, "full", "--epochs", "3")
+    q2_2_run(sim, tmp_path, "part", "--epochs", "2")
+    resumed, log = q2_2_run(sim, tmp_path, "part", "--epochs", "3", "--resume")
+    assert "epoch  3/3" in log and "epoch  1/3" not in log and "epoch  2/3" not in log   # continued, not restarted
+    for v in full:
+        assert len(resumed[v]["history"]) == 3
+        drop = ("seconds", "train_seconds", "eval_seconds")
+        assert [{k: h[k] for k in h if k not in drop} for h in resumed[v]["history"]] == \
+               [{k: h[k] for k in h if k not in drop} for h in full[v]["history"]]
+        assert resumed[v]["test"] == full[v]["test"]
+
+
+def test_q2_2_resume_from_a_checkpoint_of_another_model_is_a_clear_error(sim, tmp_path):
+    q2_2_run(sim, tmp_path, "a", "--epochs", "1")
+    metrics = tmp_path / "wide.json"   # a Q2.1 record selecting a wider BiLSTM than the checkpoint's
+    metrics.write_text(json.dumps({"config": {"hp": {"hidden": 48, "layers": 1, "dropout": 0.2, "mlp_hidden": 64},
+                                              "lr": 1e-3, "batch_size": 64}}))
+    out = ["--out-dir", str(tmp_path / "a"), "--run-dir", str(tmp_path / "a" / "runs"), "--device", "cpu"]
+    r = subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
+                        "--q2-1-metrics", str(metrics), "--epochs", "2", "--resume", *out],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "holds a model of another configuration" in r.stderr and len(r.stderr.strip().splitlines()) == 1
