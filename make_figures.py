@@ -153,7 +153,8 @@ def stats_rows(root):
     return ["### Comparisons with 95% confidence intervals", "",
             "Difference of means a − b over seeds (Welch t interval, scipy.stats.ttest_ind(equal_var=False)); Q2.3 pairs "
             "the proteins (paired t). Where the interval contains 0 the verdict is \"no significant difference\". "
-            "A side with one run has no variance estimate and gets no interval. The softmax-study rows compare shares "
+            "A side with one run has no variance estimate and gets no interval; nor do runs of different epoch budgets "
+            "(a protocol rerun halfway), which are marked not comparable. The softmax-study rows compare shares "
             "of seeds (n = 20 a side): difference of proportions with Newcombe's hybrid score interval, Fisher's "
             "exact p. The softmax outcome of Q1.1 is bimodal across seeds (collapsed near 0.19, or not), so a t "
             "interval on its few 200-epoch seeds is a rough guide only; the study rows are the comparison to read.", "",

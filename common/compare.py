@@ -7,35 +7,49 @@ from .stats import paired_diff, proportion_diff, welch_diff
 
 
 def _values(root, rel, key):
-    """Per-seed values of a dotted key over a variant folder's finished runs, with their seeds."""
+    """(seed, value of a dotted key, epochs of its protocol) over a variant folder's finished runs."""
     recs = [r for r in load_runs(Path(root) / rel) if r.get("status") == "complete"]
     out = []
     for r in recs:
         v = r
         for part in key.split("."):
             v = v[part]
-        out.append((r["seed"], float(v)))
+        out.append((r["seed"], float(v), r.get("config", {}).get("epochs")))
     return out
+
+
+def protocol_mismatch(va, vb, same_epochs):
+    """Why two sides cannot be compared, or None: runs of one side with different epoch budgets (a protocol
+    half rerun), or, where the comparison needs one protocol, two sides with different budgets."""
+    ea, eb = ({e for *_, e in v} - {None} for v in (va, vb))
+    if len(ea) > 1 or len(eb) > 1 or (same_epochs and ea and eb and ea != eb):
+        return f"runs of different lengths (epochs: a {sorted(ea)}, b {sorted(eb)}); rerun them to one protocol"
+    return None
 
 
 def comparisons(root):
     """A list of comparison dicts (label, metric, a, b, and the statistics). A comparison is listed only when both
     sides have files; one side with n = 1 gets no interval, and says so."""
     root = Path(root)
-    specs = [("Q1.1: logits vs softmax", "test accuracy at the best validation epoch", "q1_1/logits", "q1_1/softmax", "test.acc"),
-             ("Q1.2: logits vs softmax", "test accuracy at the best validation epoch", "q1_2/logits", "q1_2/softmax", "test.acc"),
-             ("Q1.2 vs Q1.1 (logits)", "test accuracy at the best validation epoch", "q1_2/logits", "q1_1/logits", "test.acc"),
-             ("Q1.2 vs Q1.1 (softmax)", "test accuracy at the best validation epoch", "q1_2/softmax", "q1_1/softmax", "test.acc"),
-             ("Q2.1: BiLSTM vs CNN", "test Spearman (selected configuration)", "q2_1/lstm", "q2_1/cnn", "test.spearman"),
-             ("Q2.2: attention vs mean pooling", "test Spearman", "q2_2/lstm_attention", "q2_2/lstm", "test.spearman")]
+    acc, sp = "test accuracy at the best validation epoch", "test Spearman"
+    # (label, metric, a, b, key, both sides must share one epoch budget: not Q2.1, whose models have their own)
+    specs = [("Q1.1: logits vs softmax", acc, "q1_1/logits", "q1_1/softmax", "test.acc", True),
+             ("Q1.2: logits vs softmax", acc, "q1_2/logits", "q1_2/softmax", "test.acc", True),
+             ("Q1.2 vs Q1.1 (logits)", acc, "q1_2/logits", "q1_1/logits", "test.acc", True),
+             ("Q1.2 vs Q1.1 (softmax)", acc, "q1_2/softmax", "q1_1/softmax", "test.acc", True),
+             ("Q2.1: BiLSTM vs CNN", f"{sp} (selected configuration)", "q2_1/lstm", "q2_1/cnn", "test.spearman", False),
+             ("Q2.2: attention vs mean pooling", sp, "q2_2/lstm_attention", "q2_2/lstm", "test.spearman", True)]
     out = []
-    for label, metric, a, b, key in specs:
+    for label, metric, a, b, key, same_epochs in specs:
         va, vb = _values(root, a, key), _values(root, b, key)
         if not va or not vb:
             continue
-        stats = welch_diff([v for _, v in va], [v for _, v in vb])
-        out.append({"comparison": label, "metric": metric, "a": a, "b": b, "seeds_a": [s for s, _ in va],
-                    "seeds_b": [s for s, _ in vb], **stats})
+        stats = welch_diff([v for _, v, _ in va], [v for _, v, _ in vb])
+        mismatch = protocol_mismatch(va, vb, same_epochs)
+        if mismatch:   # no interval across protocols: the difference would mix the effect with the budget
+            stats.update(ci95=None, p=None, significant=None, not_comparable=mismatch)
+        out.append({"comparison": label, "metric": metric, "a": a, "b": b, "seeds_a": [s for s, *_ in va],
+                    "seeds_b": [s for s, *_ in vb], **stats})
     out += study_comparisons(root)
     q23 = root / "q2_3" / "summary.json"
     if q23.is_file():
@@ -73,6 +87,8 @@ def study_comparisons(root):
 
 
 def verdict(c):
+    if c.get("not_comparable"):
+        return f"not comparable: {c['not_comparable']}"
     if c.get("ci95") is None:
         return "no interval (n = 1 on a side)"
     return "significant" if c["significant"] else "no significant difference"

@@ -106,6 +106,29 @@ def test_comparisons_from_metrics_files(tmp_path):
     assert c["ci95"] == welch_diff([0.96, 0.965, 0.962], [0.95, 0.955, 0.948])["ci95"] and verdict(c) == "significant"
 
 
+def write_runs(root, rel, values, epochs):
+    for seed, (v, e) in enumerate(zip(values, epochs)):
+        p = root / rel / f"seed{seed}" / "metrics.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps({"status": "complete", "seed": seed, "config": {"epochs": e}, "test": {"spearman": v}}))
+
+
+def test_comparisons_refuse_runs_of_different_lengths(tmp_path):
+    """A protocol rerun halfway (mean pooling at 50 epochs, attention still at 10) gets no interval."""
+    from common.compare import comparisons, verdict
+    write_runs(tmp_path, "q2_2/lstm", [0.776, 0.777, 0.775], [50, 50, 50])
+    write_runs(tmp_path, "q2_2/lstm_attention", [0.774, 0.773, 0.775], [10, 10, 10])
+    (c,) = comparisons(tmp_path)
+    assert c["ci95"] is None and verdict(c).startswith("not comparable: runs of different lengths (epochs: a [10], b [50])")
+    write_runs(tmp_path, "q2_1/cnn", [0.767, 0.768, 0.768], [25, 25, 25])     # Q2.1: each model has its own budget
+    write_runs(tmp_path, "q2_1/lstm", [0.776, 0.777, 0.777], [50, 50, 12])    # ... but one side mixes two
+    q21 = next(c for c in comparisons(tmp_path) if c["comparison"].startswith("Q2.1"))
+    assert "epochs: a [12, 50], b [25]" in verdict(q21) and q21["ci95"] is None
+    (tmp_path / "q2_1/lstm/seed2/metrics.json").unlink()
+    q21 = next(c for c in comparisons(tmp_path) if c["comparison"].startswith("Q2.1"))
+    assert verdict(q21) == "significant" and q21["n_a"] == 2
+
+
 @pytest.mark.parametrize("counts, published", [
     ((56, 70, 48, 80), [0.0524, 0.3339]),    # Newcombe (1998), Stat Med 17:873, Table II, method 10
     ((9, 10, 3, 10), [0.1705, 0.8090]),
