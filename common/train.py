@@ -156,6 +156,9 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
         optimizer.load_state_dict(ck["optimizer"])
         _set_rng_state(ck["rng"], generator)
         history, best, best_state, start = ck["history"], ck["best"], ck["best_state"], ck["epoch"] + 1
+        if ck["epoch"] > cfg.epochs:
+            raise UserError(f"--resume: {ckpt_path} already ran {ck['epoch']} epochs, more than --epochs {cfg.epochs}; "
+                            f"pass --epochs {ck['epoch']} or more, or run without --resume to start afresh")
         if ck.get("stopped_early"):
             start = cfg.epochs + 1
     elif resume and ckpt_path:

@@ -192,6 +192,12 @@ def test_q2_2_resume_matches_an_uninterrupted_run(sim, tmp_path):
         assert [{k: h[k] for k in h if k not in drop} for h in resumed[v]["history"]] == \
                [{k: h[k] for k in h if k not in drop} for h in full[v]["history"]]
         assert resumed[v]["test"] == full[v]["test"]
+    out = ["--out-dir", str(tmp_path / "part"), "--run-dir", str(tmp_path / "part" / "runs"), "--device", "cpu"]
+    r = subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
+                        "--q2-1-metrics", str(tmp_path / "none.json"), "--epochs", "2", "--resume", *out],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)   # fewer epochs than the checkpoint ran
+    assert r.returncode != 0 and r.stderr.strip().endswith("or run without --resume to start afresh")
+    assert "already ran 3 epochs, more than --epochs 2" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_q2_2_resume_from_a_checkpoint_of_another_model_is_a_clear_error(sim, tmp_path):
