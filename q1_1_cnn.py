@@ -28,7 +28,7 @@ from torch import nn
 
 from common.bloodmnist import classification_report, load_bloodmnist
 from common.cli import add_common_args, seed_everything, seeds_of, setup_device
-from common.experiment import experiment_name, guard_finished, metrics_record, run_dirs, write_aggregate
+from common.experiment import experiment_name, guard_finished, kept_record, metrics_record, run_dirs, write_aggregate
 from common.models import BloodCNN, count_params
 from common.plots import plot_q1_curves
 from common.runio import UserError, exit_on_user_error, write_json
@@ -139,6 +139,10 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
         print(f"{experiment} {variant} seed {seed}: stopped at --stop-at after epoch {len(result['history'])}; "
               f"rerun with --resume to continue ({ckpt})")
         return None
+    kept = kept_record(metrics_dir / "metrics.json", result)   # --resume met a finished run: leave its file as it is
+    if kept is not None:
+        print(f"{experiment} {variant} seed {seed}: finished earlier ({len(result['history'])} epochs); its metrics are kept")
+        return kept
     rec = record(result)
     # Test once, for the selected checkpoint: MedMNIST's ACC and AUC and the confusion matrix.
     rec["test"].update(selected_test_report(model, result["best_state"], xte, yte, variant == "softmax", device, precision))

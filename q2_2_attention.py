@@ -16,7 +16,7 @@ Reproduce:
     python q2_2_attention.py --seeds 0 1 2 --epochs 50 --resume   # continue after an interruption
 
 Every epoch writes a checkpoint (runs/q2_2/<variant>/seed<k>/checkpoint.pt); --resume continues each seed from
-its checkpoint (a finished seed is only re-tested, a seed without one starts fresh), so the six runs of the
+its checkpoint (a finished seed keeps its metrics file as it is, a seed without one starts fresh), so the six runs of the
 homework budget can span sessions.
 
 Writes figures/q2_2/{lstm,lstm_attention}/seed<k>/metrics.json, aggregate.json per variant, summary.json
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from common.cli import add_common_args, positive_int, seed_everything, setup_device
-from common.experiment import experiment_name, guard_finished, metrics_record, run_dirs, write_aggregate
+from common.experiment import experiment_name, guard_finished, kept_record, metrics_record, run_dirs, write_aggregate
 from common.plots_q2 import plot_attention_maps, plot_q2_2_curves
 from common.q2 import load_q2, predict, test_report, train_rna
 from common.rnacompete import decode
@@ -123,12 +123,17 @@ def main(argv=None):
 
             model, result = train_rna("lstm", {**hp, "attention_heads": heads}, lr, data, cfg, device, on_epoch=on_epoch,
                                       ckpt=ckpt, resume=args.resume and ckpt.is_file(), ckpt_every=args.checkpoint_every)
-            test = test_report(model, result["best_state"], data["test"])
-            config = {**vars(args), "variant": variant, "seed": seed, "hp": {**hp, "attention_heads": heads}, "lr": lr,
-                      "batch_size": batch_size, "hp_source": hp_source, "precision": precision}
-            rec = metrics_record(experiment, variant, config, record, device, seed, sum(p.numel() for p in model.parameters()),
-                                 result, started, extra={"status": "complete", "test": test})
-            write_json(metrics_dir / "metrics.json", rec)
+            test = test_report(model, result["best_state"], data["test"])   # also loads the selected weights
+            rec = kept_record(metrics_dir / "metrics.json", result)
+            if rec is not None:
+                print(f"{variant:14s} seed {seed}: finished earlier ({len(result['history'])} epochs); its metrics are kept")
+            else:
+                config = {**vars(args), "variant": variant, "seed": seed, "hp": {**hp, "attention_heads": heads}, "lr": lr,
+                          "batch_size": batch_size, "hp_source": hp_source, "precision": precision}
+                rec = metrics_record(experiment, variant, config, record, device, seed,
+                                     sum(p.numel() for p in model.parameters()), result, started,
+                                     extra={"status": "complete", "test": test})
+                write_json(metrics_dir / "metrics.json", rec)
             models[(variant, seed)] = (model, rec)
         write_aggregate(out / variant, AGG_KEYS)
 

@@ -32,6 +32,22 @@ def guard_finished(metrics_path, args):
                         f"--resume to continue it, or --out-dir to write elsewhere")
 
 
+def kept_record(metrics_path, result):
+    """The finished record at metrics_path when fit() trained nothing (--resume met a finished checkpoint), else None.
+
+    A finished seed met again by --resume keeps its file as it was (its timings and start time), instead of being
+    rewritten with the seconds of a re-test. Kept only if the record matches the checkpoint's history and selection."""
+    path = Path(metrics_path)
+    if result.get("epochs_trained", 1) or not path.is_file():
+        return None
+    try:
+        rec = read_json(path)
+    except Exception:
+        return None
+    same = rec.get("epochs_run") == len(result["history"]) and rec.get("best") == result["best"]
+    return rec if rec.get("status") == "complete" and same else None
+
+
 def metrics_record(experiment, variant, config, data, device, seed, params, result, started, extra=None):
     """The metrics.json dict: config, data provenance, environment, per-epoch history and selection."""
     history = result["history"]
@@ -41,9 +57,14 @@ def metrics_record(experiment, variant, config, data, device, seed, params, resu
         "epochs_run": len(history),
         "train_seconds": float(sum(h["seconds"] for h in history)),
         "seconds_per_epoch_median": float(np.median([h["seconds"] for h in history])) if history else None,
-        "wall_seconds": time.time() - started,
+        "wall_seconds": time.time() - started,   # of this call; see resumed_after_epoch
         "history": history, "best": result["best"], "stopped_early": result.get("stopped_early", False),
     }
+    # environment() stamps the time of writing; a record says when its call started and when it was written.
+    rec["written"], rec["started"] = rec["started"], time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+    resumed = len(history) - result.get("epochs_trained", len(history))
+    if resumed > 0:   # continued from a checkpoint: wall_seconds covers only the epochs after this one
+        rec["resumed_after_epoch"] = resumed
     rec.update(extra or {})
     return rec
 

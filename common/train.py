@@ -143,7 +143,8 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
     evaluate(model) -> dict of floats, called under inference_mode in eval mode.
     on_epoch(result) is called after every epoch with the same dict fit() returns, so the caller can
     print and write partial metrics. A checkpoint is written every ckpt_every epochs and at the end.
-    Returns {"history", "best", "best_state", "stopped_early"}."""
+    Returns {"history", "best", "best_state", "stopped_early", "stopped_at_deadline", "epochs_trained"}, where
+    epochs_trained counts the epochs this call ran (0 when --resume met a finished checkpoint)."""
     generator = torch.Generator().manual_seed(cfg.seed)
     history, best, best_state, start = [], {"epoch": 0, cfg.select: float("-inf")}, None, 1
     if resume and ckpt_path and Path(ckpt_path).is_file():
@@ -192,11 +193,12 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
             save_torch(ckpt_path, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "rng": _rng_state(generator), "history": history, "best": best,
                                    "best_state": best_state, "stopped_early": stopped_early})
-        result = {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early}
+        result = {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
+                  "epochs_trained": epoch - start + 1}
         if on_epoch:
             on_epoch(result)
         if stopped_early or stopped_at_deadline:
             break
     return {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
-            "stopped_at_deadline": stopped_at_deadline}
+            "stopped_at_deadline": stopped_at_deadline, "epochs_trained": len(history) - (start - 1)}
 

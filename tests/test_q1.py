@@ -123,6 +123,17 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, blood_npz):
     resumed = run_q1(blood_npz, tmp_path / "part", "--epochs", "3", "--resume")
     assert strip_times(resumed["history"]) == strip_times(full["history"])
     assert resumed["test"] == full["test"] and resumed["status"] == "complete"
+    # provenance: the resumed record says so (its wall_seconds cover epoch 3 only); started precedes written
+    assert resumed["resumed_after_epoch"] == 2 and "resumed_after_epoch" not in full
+    assert all(r["started"] <= r["written"] for r in (full, resumed))
+
+
+def test_resume_of_a_finished_run_keeps_its_metrics_file(tmp_path, blood_npz):
+    run_q1(blood_npz, tmp_path, "--epochs", "2")
+    path = tmp_path / "fig" / "q1_2_quick" / "logits" / "metrics.json"
+    before = path.read_bytes()
+    again = run_q1(blood_npz, tmp_path, "--epochs", "2", "--resume")
+    assert path.read_bytes() == before and again["status"] == "complete" and "auc" in again["test"]
 
 
 def test_metrics_file_has_the_promised_keys(tmp_path, blood_npz):

@@ -170,15 +170,23 @@ def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_fig
     assert r.returncode == 1 and "run `python q2_3_multi_protein.py`" in r.stderr and "Traceback" not in r.stderr
 
 
-def q2_2_run(sim, tmp_path, name, *args):
-    """One Q2.2 quick run (seed 0, homework-default BiLSTM) into tmp_path/<name>: (its two metrics records, stdout)."""
+def q2_2_proc(sim, tmp_path, name, *args, q2_1_metrics=None):
+    """One Q2.2 quick run (seed 0; the homework-default BiLSTM unless q2_1_metrics) into tmp_path/<name>: the process."""
     out = ["--out-dir", str(tmp_path / name), "--run-dir", str(tmp_path / name / "runs"), "--device", "cpu"]
-    r = subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
-                        "--q2-1-metrics", str(tmp_path / "none.json"), *out, *args],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
+                           "--q2-1-metrics", str(q2_1_metrics or tmp_path / "none.json"), *out, *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def q2_2_metrics_path(tmp_path, name, variant):
+    return tmp_path / name / "q2_2_quick" / variant / "seed0" / "metrics.json"
+
+
+def q2_2_run(sim, tmp_path, name, *args):
+    """A Q2.2 quick run that must succeed: (its two metrics records, stdout)."""
+    r = q2_2_proc(sim, tmp_path, name, *args)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    return {v: json.loads((tmp_path / name / "q2_2_quick" / v / "seed0" / "metrics.json").read_text())
-            for v in ("lstm", "lstm_attention")}, r.stdout
+    return {v: json.loads(q2_2_metrics_path(tmp_path, name, v).read_text()) for v in ("lstm", "lstm_attention")}, r.stdout
 
 
 def test_q2_2_resume_matches_an_uninterrupted_run(sim, tmp_path):
@@ -192,12 +200,19 @@ def test_q2_2_resume_matches_an_uninterrupted_run(sim, tmp_path):
         assert [{k: h[k] for k in h if k not in drop} for h in resumed[v]["history"]] == \
                [{k: h[k] for k in h if k not in drop} for h in full[v]["history"]]
         assert resumed[v]["test"] == full[v]["test"]
-    out = ["--out-dir", str(tmp_path / "part"), "--run-dir", str(tmp_path / "part" / "runs"), "--device", "cpu"]
-    r = subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
-                        "--q2-1-metrics", str(tmp_path / "none.json"), "--epochs", "2", "--resume", *out],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)   # fewer epochs than the checkpoint ran
+    r = q2_2_proc(sim, tmp_path, "part", "--epochs", "2", "--resume")   # fewer epochs than the checkpoint ran
     assert r.returncode != 0 and r.stderr.strip().endswith("or run without --resume to start afresh")
     assert "already ran 3 epochs, more than --epochs 2" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_q2_2_resume_of_finished_seeds_keeps_their_metrics(sim, tmp_path):
+    q2_2_run(sim, tmp_path, "a", "--epochs", "2")
+    paths = [q2_2_metrics_path(tmp_path, "a", v) for v in ("lstm", "lstm_attention")]
+    before = [p.read_bytes() for p in paths]
+    _, log = q2_2_run(sim, tmp_path, "a", "--epochs", "2", "--resume")
+    assert "epoch  1/2" not in log and "epoch  2/2" not in log and log.count("its metrics are kept") == 2
+    assert [p.read_bytes() for p in paths] == before   # not rewritten with the re-test's start time and seconds
+    assert (tmp_path / "a" / "q2_2_quick" / "summary.json").is_file()
 
 
 def test_q2_2_resume_from_a_checkpoint_of_another_model_is_a_clear_error(sim, tmp_path):
@@ -205,9 +220,6 @@ def test_q2_2_resume_from_a_checkpoint_of_another_model_is_a_clear_error(sim, tm
     metrics = tmp_path / "wide.json"   # a Q2.1 record selecting a wider BiLSTM than the checkpoint's
     metrics.write_text(json.dumps({"config": {"hp": {"hidden": 48, "layers": 1, "dropout": 0.2, "mlp_hidden": 64},
                                               "lr": 1e-3, "batch_size": 64}}))
-    out = ["--out-dir", str(tmp_path / "a"), "--run-dir", str(tmp_path / "a" / "runs"), "--device", "cpu"]
-    r = subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
-                        "--q2-1-metrics", str(metrics), "--epochs", "2", "--resume", *out],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = q2_2_proc(sim, tmp_path, "a", "--epochs", "2", "--resume", q2_1_metrics=metrics)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "holds a model of another configuration" in r.stderr and len(r.stderr.strip().splitlines()) == 1
