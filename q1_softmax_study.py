@@ -101,7 +101,8 @@ def run_one(args, name, variant, seed, data, device, precision, data_record):
             "steps_per_epoch": -(-len(ytr) // args.batch_size),
             "step_loss": torch.stack(step_loss).tolist(), "first_layer_grad_norm": torch.stack(grad_norm).tolist(),
             "config": {k: v for k, v in vars(args).items() if k not in ("seeds",)}, "precision": precision,
-            "data": data_record, **environment(device), "wall_seconds": time.time() - started}
+            "data": data_record, **environment(device),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)), "wall_seconds": time.time() - started}
 
 
 def main(argv=None):

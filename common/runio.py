@@ -109,5 +109,5 @@ def environment(device):
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),   # when the record was made (before 2026-11-30: "started")
     }

@@ -139,7 +139,7 @@ def test_resume_of_a_finished_run_keeps_its_metrics_file(tmp_path, blood_npz):
 def test_metrics_file_has_the_promised_keys(tmp_path, blood_npz):
     m = run_q1(blood_npz, tmp_path, "--epochs", "1")
     for key in ("experiment", "variant", "config", "data", "device", "torch_version", "seed", "params",
-                "train_seconds", "history", "best", "test", "final"):
+                "started", "written", "wall_seconds", "train_seconds", "history", "best", "test", "final"):
         assert key in m
     assert set(m["data"]) >= {"source", "path", "md5"}
     assert set(m["history"][0]) >= {"epoch", "train_loss", "val_acc", "test_acc", "seconds"}
