@@ -32,7 +32,7 @@ from common.cli import add_common_args, seed_everything, setup_device
 from common.experiment import experiment_name
 from common.models import BloodCNN, count_params
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
-from common.runio import UserError, environment, exit_on_user_error, write_json
+from common.runio import UserError, environment, exit_on_user_error, timestamp, write_json
 from common.study import classify_outcome, load_study, summarise_variant
 from common.train import FitConfig, fit, make_adam
 
@@ -102,7 +102,7 @@ def run_one(args, name, variant, seed, data, device, precision, data_record):
             "step_loss": torch.stack(step_loss).tolist(), "first_layer_grad_norm": torch.stack(grad_norm).tolist(),
             "config": {k: v for k, v in vars(args).items() if k not in ("seeds",)}, "precision": precision,
             "data": data_record, **environment(device),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)), "wall_seconds": time.time() - started}
+            "started": timestamp(started), "wall_seconds": time.time() - started}
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runio import UserError, environment, read_json, write_json
+from .runio import UserError, environment, read_json, timestamp, write_json
 
 
 def experiment_name(base, quick):
@@ -60,7 +60,7 @@ def metrics_record(experiment, variant, config, data, device, seed, params, resu
         "wall_seconds": time.time() - started,   # of this call; see resumed_after_epoch
         "history": history, "best": result["best"], "stopped_early": result.get("stopped_early", False),
     }
-    rec["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))   # this call's start
+    rec["started"] = timestamp(started)   # this call's start
     resumed = len(history) - result.get("epochs_trained", len(history))
     if resumed > 0:   # continued from a checkpoint: wall_seconds covers only the epochs after this one
         rec["resumed_after_epoch"] = resumed

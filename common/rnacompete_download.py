@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .rnacompete import read_header, read_metadata
-from .runio import UserError, md5_file, read_json, write_json, write_with
+from .runio import UserError, md5_file, read_json, timestamp, write_json, write_with
 
 BASE_URL = "http://hugheslab.ccbr.utoronto.ca/supplementary-data/RNAcompete_eukarya/"
 URL_VAR = "RNACOMPETE_URL"
@@ -114,7 +114,7 @@ def download(out="data/rnacompete", url=None, timeout=60, progress=None):
     started = time.time()
     files = [fetch(base + remote, out / local, gunzip, out, timeout, progress) for remote, local, gunzip in FILES]
     columns = check_files(out)
-    manifest = {"base_url": base, "files": files, "columns": columns, "downloaded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    manifest = {"base_url": base, "files": files, "columns": columns, "downloaded": timestamp(),
                 "seconds": round(time.time() - started, 1),
                 "source": "Ray et al., Nature 2013 (RNAcompete), supplementary data"}
     write_json(manifest_path, manifest)

@@ -99,6 +99,11 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def timestamp(t=None):
+    """Local time `t` (seconds since the epoch; default now) as ISO 8601 with the UTC offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
 def environment(device):
     """What a result depends on besides config and data: device, versions, threads."""
     dev = torch.device(device)
@@ -109,5 +114,5 @@ def environment(device):
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),   # when the record was made (before 2026-11-30: "started")
+        "written": timestamp(),   # when the record was made (before 2026-11-30: "started")
     }

@@ -13,7 +13,7 @@ import torch
 
 from common.bloodmnist import OFFICIAL_MD5, ZENODO_URL, load_bloodmnist, load_npz, resolve_npz
 from common.models import BloodCNN, count_params
-from common.runio import UserError
+from common.runio import UserError, timestamp
 from conftest import ROOT, make_blood_npz
 
 
@@ -115,6 +115,13 @@ def test_same_seed_same_metrics(tmp_path, blood_npz):
     c = run_q1(blood_npz, tmp_path / "c", "--epochs", "2", "--seed", "1")
     assert strip_times(a["history"]) == strip_times(b["history"])
     assert strip_times(a["history"]) != strip_times(c["history"])
+
+
+def test_timestamps_are_iso_8601_and_round_trip():
+    from datetime import datetime
+    t = 1_790_000_000.0   # 2026-09-21, whole seconds
+    assert datetime.fromisoformat(timestamp(t)).timestamp() == t   # the offset is kept, so the instant is exact
+    assert datetime.fromisoformat(timestamp()).timestamp() > t     # default: now
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path, blood_npz):
