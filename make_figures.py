@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from common.compare import comparison_rows, comparisons
-from common.experiment import aggregate, load_runs
+from common.experiment import aggregate, load_runs, seed_notes
 from common.plots import plot_q1_comparison, plot_q1_curves
 from common.plots_q2 import plot_attention_maps, plot_cnn_filters, plot_q2_2_curves, plot_q2_3, plot_q2_curves, plot_search
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
@@ -65,7 +65,7 @@ def q1_rows(root):
             auc = ms(agg, "test.auc") + (" (runs older than the AUC: not recorded)" if agg["test.auc"]["n"] < len(recs) else "") \
                 if "test.auc" in agg else "not recorded (run predates it)"
             r = recs[0]
-            note = f" ({r['config']['note']})" if r["config"].get("note") else ""
+            note = f" ({seed_notes(recs)})" if seed_notes(recs) else ""
             rows.append(f"| {exp} | {variant} | {r['data']['source']} | {r['epochs_run']} | {','.join(str(x['seed']) for x in recs)} | "
                         f"{r['device_name']}{note} | {r['params']:,} | {ms(agg, 'test.acc')} | {auc} | {ms(agg, 'final.test_acc')} | "
                         f"{agg['seconds_per_epoch_median']['mean']:.2f} | {agg['train_seconds']['mean']:.0f} |")

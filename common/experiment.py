@@ -109,6 +109,17 @@ def write_aggregate(variant_dir, keys):
     return out
 
 
+def seed_notes(records):
+    """The runs' notes, each once with its seeds: "a" if every run has note a, else "seed 0: a; seeds 1, 2: b"."""
+    by_note = {}
+    for r in records:
+        if r["config"].get("note"):
+            by_note.setdefault(r["config"]["note"], []).append(str(r["seed"]))
+    if len(by_note) == 1 and len(next(iter(by_note.values()))) == len(records):
+        return next(iter(by_note))
+    return "; ".join(f"seed{'s' * (len(s) > 1)} {', '.join(s)}: {n}" for n, s in by_note.items())
+
+
 def load_runs(variant_dir):
     """The metrics records of a variant: its seed<k>/ runs if it has them, else its single metrics.json."""
     variant_dir = Path(variant_dir)

@@ -30,10 +30,15 @@ def data_label(record):
 
 
 def run_label(records):
+    """Data and device of the runs a figure draws (the first run's), their epochs, and their note if they share one."""
     r = records[0]
     quick = " QUICK" if r["config"].get("quick") else ""
-    note = f" [{r['config']['note']}]" if r["config"].get("note") else ""
-    return f"{data_label(r)}, {r['epochs_run']} epochs, {r['device_name']}{quick}{note}"
+    notes = {x["config"].get("note") or None for x in records}
+    note = (f" [{notes.pop()}]" if notes != {None} else "") if len(notes) == 1 else \
+        " [run notes differ by seed: see each seed's metrics.json]"
+    ep = sorted({x["epochs_run"] for x in records})
+    epochs = f"{ep[0]} epochs" if len(ep) == 1 else f"{ep[0]}–{ep[-1]} epochs run"
+    return f"{data_label(r)}, {epochs}, {r['device_name']}{quick}{note}"
 
 
 def curve(ax, records, key, label, color):
@@ -77,8 +82,8 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
             b = r["best"]
             axes[1].plot(b["epoch"], b["val_acc"], "*", color=COLORS[v], ms=12 if len(recs) == 1 else 8)
             axes[2].plot(b["epoch"], r["test"]["acc"], "*", color=COLORS[v], ms=12 if len(recs) == 1 else 8)
-    first = next(iter(runs.values()))
-    fig.suptitle(textwrap.fill(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(first)}", 150))
+    every = [r for recs in runs.values() for r in recs]
+    fig.suptitle(textwrap.fill(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(every)}", 150))
     return finish(fig, Path(exp_dir) / "curves.png")
 
 
@@ -121,6 +126,6 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
         ax.margins(y=0.15)
         ax.grid(alpha=0.3, axis="y")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", fontsize=9, ncol=2)
-    ra, rb = next(iter(a.values()))[0], next(iter(b.values()))[0]
-    fig.suptitle(textwrap.fill(f"Q1.2 vs Q1.1 — Q1.1: {run_label([ra])}; Q1.2: {run_label([rb])}", 170), fontsize=10, x=0.45, y=1.07)
+    ra, rb = [r for recs in a.values() for r in recs], [r for recs in b.values() for r in recs]
+    fig.suptitle(textwrap.fill(f"Q1.2 vs Q1.1 — Q1.1: {run_label(ra)}; Q1.2: {run_label(rb)}", 170), fontsize=10, x=0.45, y=1.07)
     return finish(fig, out_path)

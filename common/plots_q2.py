@@ -33,8 +33,8 @@ def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
     ax.set_ylabel("Spearman ρ")
     ax.grid(alpha=0.3)
     ax.legend()
-    first = next(iter(runs.values()))
-    fig.suptitle(f"{title}: best trial of each search — {run_label(first)}")
+    every = [r for recs in runs.values() for r in recs]
+    fig.suptitle(f"{title}: best trial of each search — {run_label(every)}")
     return finish(fig, Path(exp_dir) / "loss_curves.png")
 
 
@@ -92,7 +92,8 @@ def plot_q2_2_curves(exp_dir):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(next(iter(runs.values())))}",
+    every = [r for recs in runs.values() for r in recs]
+    fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(every)}",
                  y=1.02)
     return finish(fig, exp_dir / "curves.png")
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from common.experiment import aggregate
+from common.experiment import aggregate, seed_notes
 from common.multi import MultiProteinModel, kmer_codes, kmer_descriptors, train_multi
+from common.plots import run_label
 from common.rna_models import RNALSTM
 from common.rnacompete import encode, one_hot
 from common.simulate_rnacompete import simulate
@@ -148,6 +149,21 @@ def test_q2_3_quick_run_outputs(quick_figures):
     m = json.loads((f / "q2_3" / "unseen" / "QKI" / "metrics.json").read_text())
     assert m["held_out"] == "QKI" and "QKI" not in m["train_proteins"]
     assert "| protein |" in (f / "q2_3" / "table.md").read_text()
+
+
+def test_results_table_and_figure_titles_give_each_seed_its_own_note_and_epochs():
+    run = lambda seed, note=None: {"seed": seed, "config": {"note": note} if note else {}}
+    assert seed_notes([run(0, "alone"), run(1, "alone")]) == "alone"
+    # a note that only seed 0 has must not read as if it described seeds 1 and 2 (RESULTS.md, figure titles)
+    assert seed_notes([run(0, "rerun"), run(1, "shared"), run(2, "shared")]) == "seed 0: rerun; seeds 1, 2: shared"
+    assert seed_notes([run(0, "rerun"), run(1)]) == "seed 0: rerun"
+    assert seed_notes([run(0), run(1)]) == ""
+    rec = lambda seed, note=None: {**run(seed, note), "data": {"source": "sim", "md5": "0123456789"}, "epochs_run": 5,
+                                   "device_name": "cpu"}
+    assert run_label([rec(0, "alone"), rec(1, "alone")]).endswith("[alone]")
+    assert "differ by seed" in run_label([rec(0, "rerun"), rec(1, "shared")]) and "rerun" not in run_label([rec(0, "rerun"), rec(1)])
+    assert "[" not in run_label([rec(0), rec(1, "")])
+    assert "5 epochs" in run_label([rec(0)]) and "3–5 epochs run" in run_label([{**rec(0), "epochs_run": 3}, rec(1)])
 
 
 def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_figures, tmp_path):
