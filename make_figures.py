@@ -65,7 +65,8 @@ def q1_rows(root):
             auc = ms(agg, "test.auc") + (" (runs older than the AUC: not recorded)" if agg["test.auc"]["n"] < len(recs) else "") \
                 if "test.auc" in agg else "not recorded (run predates it)"
             r = recs[0]
-            note = f" ({seed_notes(recs)})" if seed_notes(recs) else ""
+            notes = seed_notes(recs)
+            note = f" ({notes})" if notes else ""
             rows.append(f"| {exp} | {variant} | {r['data']['source']} | {r['epochs_run']} | {','.join(str(x['seed']) for x in recs)} | "
                         f"{r['device_name']}{note} | {r['params']:,} | {ms(agg, 'test.acc')} | {auc} | {ms(agg, 'final.test_acc')} | "
                         f"{agg['seconds_per_epoch_median']['mean']:.2f} | {agg['train_seconds']['mean']:.0f} |")
