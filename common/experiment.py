@@ -42,7 +42,7 @@ def kept_record(metrics_path, result):
         return None
     try:
         rec = read_json(path)
-    except Exception:
+    except (OSError, ValueError):   # unreadable or not JSON: write a fresh record
         return None
     same = rec.get("epochs_run") == len(result["history"]) and rec.get("best") == result["best"]
     return rec if rec.get("status") == "complete" and same else None

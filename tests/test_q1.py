@@ -120,6 +120,7 @@ def test_same_seed_same_metrics(tmp_path, blood_npz):
 def test_timestamps_are_iso_8601_and_round_trip():
     from datetime import datetime
     t = 1_790_000_000.0   # 2026-09-21, whole seconds
+    assert datetime.fromisoformat(timestamp(t)).tzinfo is not None   # the offset is written (a UTC host can't tell otherwise)
     assert datetime.fromisoformat(timestamp(t)).timestamp() == t   # the offset is kept, so the instant is exact
     assert datetime.fromisoformat(timestamp()).timestamp() > t     # default: now
 
