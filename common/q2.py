@@ -24,9 +24,9 @@ def resolve_data_dir(data_dir, explicit):
     print(f"notice: no course files in {data_dir}. For the real RNAcompete data (public, Ray et al. 2013) run "
           f"`python -m common.rnacompete download` (or copy the course's norm_data.txt and metadata.xlsx there). "
           f"Falling back to the simulated set in {SIMULATED_DIR}: results are labelled 'simulated'.")
-    if not course_files(SIMULATED_DIR):
-        from .simulate_rnacompete import simulate
-        print(f"notice: generating the simulated set in {SIMULATED_DIR} (once)")
+    from .simulate_rnacompete import is_default, simulate
+    if not is_default(SIMULATED_DIR):   # missing, or written by an older simulator or calibration
+        print(f"notice: generating the default simulated set (preset calibrated) in {SIMULATED_DIR} (about 20 s)")
         simulate(SIMULATED_DIR)
     return SIMULATED_DIR
 

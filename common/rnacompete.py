@@ -12,6 +12,7 @@ The course protocol, followed exactly so numbers compare with other implementati
 """
 import argparse
 import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .runio import UserError, exit_on_user_error, md5_file, portable_path, save_torch
+from .runio import CorruptFile, UserError, exit_on_user_error, load_torch, md5_file, portable_path, save_torch
 
 LOADER_VERSION = 3   # 3: cache holds names and data warnings; 2: course arithmetic for targets (NaN->0 before min, std + eps); missing sequences = 41 x N
 MAX_LEN = 41
@@ -288,17 +289,35 @@ def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
     checksum = md5_file(norm_path)
     key = hashlib.md5(f"{checksum}|{md5_file(meta_path)}|{','.join(proteins)}|setA-rs42-val0.2|v{LOADER_VERSION}".encode()).hexdigest()
     cache = Path(cache_dir) / f"rnacompete_{key}.pt"
+    blob = None
     if cache.is_file():
-        blob = torch.load(cache, weights_only=False)
+        try:
+            blob = load_torch(cache, "rebuilding it from the course files", weights_only=False)
+        except CorruptFile as e:   # a cache is only a copy: rebuild it
+            print(f"notice: {e}")
+    if blob is not None:
         splits, ids, names, notes = blob["splits"], blob["ids"], blob["names"], blob["warnings"]
     else:
         splits, ids, names, notes = _build(norm_path, meta_path, proteins)
         save_torch(cache, {"splits": splits, "ids": ids, "names": names, "warnings": notes})
+    sim = Path(data_dir) / "simulation.json"
     if source is None:
-        source = "simulated" if (Path(data_dir) / "simulation.json").is_file() else "rnacompete"
-    record = {"source": source, "path": portable_path(norm_path), "checksum": checksum, "proteins": list(names),
+        source = "simulated" if sim.is_file() else "rnacompete"
+    preset, ceilings = None, {}
+    if sim.is_file():   # files of the simulator before its presets (no "preset" key) are the easy preset
+        try:
+            info = json.loads(sim.read_text())
+        except (OSError, ValueError):
+            raise UserError(f"{sim} is not readable JSON; regenerate the set with `python -m common.simulate_rnacompete "
+                            f"--out {data_dir}`") from None
+        preset = info.get("preset", "easy")
+        ceilings = {n: {k: info["proteins"].get(n, {}).get(f"{k}_spearman_setB") for k in ("noise_ceiling", "sequence_ceiling")}
+                    for n in names}
+    record = {"source": source, "preset": preset, "path": portable_path(norm_path), "checksum": checksum, "proteins": list(names),
               "requested": list(proteins), "ids": ids, "cache": portable_path(cache),
               "sizes": {s: len(v["y"]) for s, v in splits.items()}, "warnings": notes}
+    if ceilings:   # the simulator's noise ceiling and sequence ceiling (SetB Spearman) per protein
+        record["ceilings"] = ceilings
     return splits, record
 
 
