@@ -1,10 +1,12 @@
 """Regenerate every figure and figures/RESULTS.md from the saved metrics files alone, without retraining.
 
     python make_figures.py                  # all figures + figures/RESULTS.md, in seconds
-    python make_figures.py --allow-missing  # draw what exists, list what is missing, exit 0
+    python make_figures.py --allow-missing  # draw what exists, skip corrupt files with a warning, exit 0
 
 Each figure is drawn by a function in common/ from metrics.json / summary.json files. When a file a figure
-needs is missing, it names the script and command that produce it, and the exit status is 1.
+needs is missing, it names the script and command that produce it, and the exit status is 1. A corrupt (e.g.
+truncated) results file is named in one line (exit 2); with --allow-missing the figure or table section that
+needs it is skipped with a warning and the rest is drawn.
 """
 import argparse
 import sys
@@ -14,9 +16,10 @@ from pathlib import Path
 from common.compare import comparison_rows, comparisons
 from common.experiment import aggregate, load_runs, seed_notes
 from common.plots import plot_q1_comparison, plot_q1_curves
-from common.plots_q2 import plot_attention_maps, plot_cnn_filters, plot_q2_2_curves, plot_q2_3, plot_q2_curves, plot_search
+from common.plots_q2 import (plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_2_curves, plot_q2_3,
+                             plot_q2_curves, plot_search)
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
-from common.runio import read_json, write_json, write_text
+from common.runio import CorruptFile, exit_on_user_error, read_json, source_name, write_json, write_text
 
 
 OPTIONAL = ("gpu", "precision_check", "cnn_filters.json")
@@ -43,6 +46,8 @@ def figure_jobs(root):
         (r / "q2_2/summary.json", "python q2_2_attention.py", lambda: plot_q2_2_curves(r / "q2_2")),
         (r / "q2_2/summary.json", "python q2_2_attention.py", lambda: plot_attention_maps(r / "q2_2")),
         (r / "q2_3/summary.json", "python q2_3_multi_protein.py", lambda: plot_q2_3(r / "q2_3")),
+        (r / "q2_data/calibration.json", "python -m common.simulate_rnacompete --calibrate",
+         lambda: plot_calibration(read_json(r / "q2_data/calibration.json"), r / "q2_data/calibration.png")),
     ] + [(r / f"precision_check/{p}/q1_2/logits", f"python q1_2_maxpool.py --variant logits --precision {p} --epochs 10 "
           f"--seeds 0 1 2 --out-dir figures/precision_check/{p}",
           lambda p=p: plot_q1_curves(r / f"precision_check/{p}/q1_2", f"Q1.2 precision check ({p})")) for p in ("fp32", "bf16")]
@@ -109,7 +114,7 @@ def q2_rows(root):
         for m, r in recs:
             c = r.get("noise_ceiling")
             ceiling, ratio = ("—", "—") if not c else (f"{c:.4f}", f"{r['test']['spearman'] / c:.3f}")
-            out.append(f"| {m} | {r['data']['source']} ({r['data']['checksum'][:8]}) | {r['config']['search']['trials']} | "
+            out.append(f"| {m} | {source_name(r['data'])} ({r['data']['checksum'][:8]}) | {r['config']['search']['trials']} | "
                        f"{r['config']['epochs']} | {r['best']['epoch']} | {r['best']['val_spearman']:.4f} | {r['test']['spearman']:.4f} | "
                        f"{r['test']['pearson']:.4f} | {r['test']['mse']:.4f} | {ceiling} | {ratio} | "
                        f"{r['seconds_per_epoch_median']:.2f} | {r['device_name']} |")
@@ -124,7 +129,7 @@ def q2_rows(root):
     if s2.is_file():
         s = read_json(s2)
         out += ["### Q2.2 (BiLSTM, mean pooling vs attention pooling)", "",
-                f"Data {s['data']['source']} ({s['data']['checksum'][:8]}), {s['epochs']} epochs, seeds {s['seeds']}, "
+                f"Data {source_name(s['data'])} ({s['data']['checksum'][:8]}), {s['epochs']} epochs, seeds {s['seeds']}, "
                 f"config from {s['hp_source']}; convergence threshold: validation Spearman ≥ {s['threshold']:.4f}.", "",
                 "| variant | test Spearman (mean ± std) | first epoch at threshold, per seed | best val Spearman (mean) |", "|---|---|---|---|"]
         for v, x in s["variants"].items():
@@ -133,7 +138,7 @@ def q2_rows(root):
         out += ["", "First epoch at which validation Spearman reaches each threshold, per seed (from the saved histories):", "",
                 "| threshold | " + " | ".join(s["variants"]) + " |", "|---|" + "---|" * len(s["variants"])]
         hist = {v: [r["history"] for r in load_runs(Path(root) / "q2_2" / v)] for v in s["variants"]}
-        for t in (0.74, 0.75, 0.76, 0.765, 0.77, 0.775):
+        for t in s.get("thresholds", (0.74, 0.75, 0.76, 0.765, 0.77, 0.775)):   # fixed thresholds (summary), else the easy preset's
             cells = [str([next((h["epoch"] for h in hs if h["val_spearman"] >= t), None) for hs in hist[v]]) for v in s["variants"]]
             out.append(f"| {t} | " + " | ".join(cells) + " |")
         a = s["attention"]
@@ -160,6 +165,19 @@ def stats_rows(root):
             "exact p. The softmax outcome of Q1.1 is bimodal across seeds (collapsed near 0.19, or not), so a t "
             "interval on its few 200-epoch seeds is a rough guide only; the study rows are the comparison to read.", "",
             *comparison_rows(comps), ""]
+
+
+def before_rows(root):
+    """Q2 on the easy preset (the simulator before 2026-11-30, archived in figures/easy_preset/): the 'before'."""
+    old = Path(root) / "easy_preset"
+    if not old.is_dir():
+        return []
+    comps = [c for c in comparisons(old) if c["comparison"].startswith("Q2")]
+    return ["## Before: Q2 on the easy preset (the simulator before 2026-11-30; archived in figures/easy_preset/)", "",
+            "Every model sat at the noise ceiling within 1-2 epochs on this set, so the Q2 questions had no answer on it; "
+            "it is kept for comparison only. The sections above are on the calibrated default data.", "",
+            *[row.replace("### ", "#### ") for row in q2_rows(old)],
+            "#### Comparisons on the easy preset (95% CIs)", "", *comparison_rows(comps), ""]
 
 
 def precision_rows(root):
@@ -200,13 +218,25 @@ def bench_rows(root):
     return rows + [""]
 
 
+def guarded(what, make, allow, skipped):
+    """make(); a corrupt results file is an error, or with allow (--allow-missing) a warning that skips `what`."""
+    try:
+        return make()
+    except CorruptFile as e:
+        if not allow:
+            raise
+        skipped.append(f"warning: skipped {what}: {e}")
+        return None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--figures", default="figures", help="folder holding the metrics files (default figures/)")
-    p.add_argument("--allow-missing", action="store_true", help="exit 0 even when some metrics files are missing")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="exit 0 when some metrics files are missing or corrupt: draw the rest, list what was skipped")
     args = p.parse_args(argv)
     t0 = time.time()
-    missing = []
+    missing, skipped = [], []
     for needed, command, draw in figure_jobs(args.figures):
         if not Path(needed).exists():
             if any(part in OPTIONAL for part in Path(needed).parts):
@@ -214,20 +244,23 @@ def main(argv=None):
             line = f"missing {needed}: run `{command}`"
             missing += [line] if line not in missing else []
             continue
-        print(f"drew {draw()}")
+        path = guarded(f"the figure that needs {needed}", draw, args.allow_missing, skipped)
+        if path:
+            print(f"drew {path}")
+    sections = [q1_rows, study_rows, q2_rows, stats_rows, precision_rows, bench_rows, before_rows]
+    parts = [guarded(f"the RESULTS.md section {f.__name__}", lambda f=f: f(args.figures), args.allow_missing, skipped) or []
+             for f in sections]
     results = ["# Results", "", "Generated by `python make_figures.py` from the metrics files in this folder; every number "
                "below was measured by the script named in README.md. Data sources: `bloodmnist-pbc-equivalent` is the offline "
                "PBC-derived BloodMNIST (not the official split); `simulated` is the RNAcompete simulator.", "",
-               "### Q1 (BloodMNIST)", "", *q1_rows(args.figures), "", *study_rows(args.figures), *q2_rows(args.figures),
-               *stats_rows(args.figures), *precision_rows(args.figures),
-               *bench_rows(args.figures)]
+               "### Q1 (BloodMNIST)", "", *parts[0], "", *[row for part in parts[1:] for row in part]]
     write_text(Path(args.figures) / "RESULTS.md", "\n".join(results) + "\n")
     print(f"wrote {Path(args.figures) / 'RESULTS.md'} in {time.time() - t0:.1f}s")
-    for m in missing:
+    for m in missing + skipped:
         print(m, file=sys.stderr)
     if missing and not args.allow_missing:
         raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

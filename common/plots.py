@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .experiment import load_runs  # noqa: E402
-from .runio import UserError, save_figure  # noqa: E402
+from .runio import UserError, save_figure, source_name  # noqa: E402
 
 COLORS = {"logits": "tab:blue", "softmax": "tab:red", "cnn": "tab:green", "lstm": "tab:purple",
           "lstm_attention": "tab:orange", "maxpool": "tab:cyan"}
@@ -26,7 +26,7 @@ def finish(fig, path):
 def data_label(record):
     d = record["data"]
     tag = d.get("md5") or d.get("checksum") or ""
-    return f"{d['source']} ({tag[:8]})"
+    return f"{source_name(d)} ({tag[:8]})"
 
 
 def run_label(records):
