@@ -24,7 +24,7 @@ from common.plots_q2 import plot_cnn_filters
 from common.q2 import load_q2
 from common.rna_models import build_rna_model
 from common.rnacompete import ALPHABET
-from common.runio import UserError, exit_on_user_error, read_json, write_json
+from common.runio import UserError, exit_on_user_error, load_torch, read_json, write_json
 
 
 def filter_pwms(model, split, top_n):
@@ -72,7 +72,7 @@ def main(argv=None):
     trial = Path(args.run_dir) / f"trial{rec['config']['search']['best_trial']}.pt"
     if not trial.is_file():
         raise UserError(f"{trial} not found: the weights stay in runs/ on the machine that ran q2_1_cnn_lstm.py")
-    saved = torch.load(trial, weights_only=False)
+    saved = load_torch(trial, "rerun `python q2_1_cnn_lstm.py --model cnn --force` to make it again", weights_only=False)
     model = build_rna_model("cnn", **saved["hp"])
     model.load_state_dict(saved["state"])
     model.eval()

@@ -27,19 +27,20 @@ import torch
 from torch import nn
 
 from common.bloodmnist import classification_report, load_bloodmnist
-from common.cli import add_common_args, seed_everything, seeds_of, setup_device
-from common.experiment import experiment_name, guard_finished, kept_record, metrics_record, run_dirs, write_aggregate
+from common.cli import HelpFormatter, add_common_args, seed_everything, seeds_of, setup_device
+from common.experiment import (experiment_name, guard_finished, kept_record, lock_run, metrics_record, run_dirs,
+                               write_aggregate, write_interrupted)
 from common.models import BloodCNN, count_params
 from common.plots import plot_q1_curves
 from common.runio import UserError, exit_on_user_error, write_json
-from common.train import FitConfig, autocast, fit, make_adam
+from common.train import FitConfig, autocast, fit, make_adam, stop_on_sigterm
 
 QUICK_SUBSET = {"train": 512, "val": 256, "test": 256}
 AGG_KEYS = ["test.acc", "test.auc", "best.val_acc", "final.test_acc", "train_seconds"]
 
 
 def parse_args(argv, description):
-    p = argparse.ArgumentParser(description=description.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--variant", choices=["logits", "softmax", "both"], default="both",
                    help="logits: CrossEntropyLoss on raw outputs; softmax: nn.Softmax before it (the mistake)")
     p.add_argument("--npz", default=None, help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
@@ -92,6 +93,12 @@ def use_cuda_graphs(flag, device):
 
 def train_variant(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, multi):
     metrics_dir, ckpt = run_dirs(args.out_dir, args.run_dir, experiment, variant, seed, multi)
+    with lock_run(metrics_dir, ckpt.parent):   # a second process on this run refuses at once
+        return train_locked(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last,
+                            metrics_dir, ckpt)
+
+
+def train_locked(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, metrics_dir, ckpt):
     cuda_graphs = use_cuda_graphs(args.cuda_graphs, device)
     guard_finished(metrics_dir / "metrics.json", args)
     seed_everything(seed)
@@ -135,6 +142,9 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last finished epoch is saved: rerun with --resume to continue ({ckpt})")
         raise SystemExit(130)
+    if result.get("interrupted"):
+        write_interrupted(metrics_dir / "metrics.json", record(result), ckpt)
+        raise SystemExit(143)
     if result.get("stopped_at_deadline"):
         print(f"{experiment} {variant} seed {seed}: stopped at --stop-at after epoch {len(result['history'])}; "
               f"rerun with --resume to continue ({ckpt})")
@@ -155,6 +165,7 @@ def main(argv=None, pool=False, base="q1_1", description=__doc__):
     args = parse_args(argv, description)
     experiment = experiment_name(base, args.quick)
     device, precision = setup_device(args)
+    stop_on_sigterm()
     torch.backends.cudnn.benchmark = True   # fixed input shapes: let cuDNN pick the fastest conv kernels
     channels_last = args.channels_last != "off"
     data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)

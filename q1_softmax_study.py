@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from common.bloodmnist import classification_report, load_bloodmnist
-from common.cli import add_common_args, seed_everything, setup_device
+from common.cli import HelpFormatter, add_common_args, seed_everything, setup_device
 from common.experiment import experiment_name
 from common.models import BloodCNN, count_params
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
@@ -42,7 +42,7 @@ QUICK_SUBSET = {"train": 512, "val": 256, "test": 8}
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="which Q1 models to study")
     p.add_argument("--variants", nargs="+", choices=["softmax", "logits"], default=["softmax", "logits"],
                    help="softmax: the mistake under study; logits: the control on the same seeds")

@@ -34,17 +34,22 @@ import optuna
 import torch
 from optuna.study import MaxTrialsCallback
 
-from common.cli import add_common_args, positive_int, resolve_precision, seed_everything, setup_device
-from common.experiment import experiment_name, guard_finished, metrics_record, write_aggregate
+from common.cli import HelpFormatter, add_common_args, positive_int, resolve_precision, seed_everything, setup_device
+from common.experiment import experiment_name, guard_finished, lock_run, metrics_record, write_aggregate
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
 from common.search import (FINISHED, fail_and_retry_orphans, finished, is_url, make_storage, quiet, redact, split_trials,
                            worker_device, worker_threads)
-from common.runio import UserError, exit_on_user_error, read_json, save_torch, write_json, write_text
-from common.train import FitConfig
+from common.runio import (UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json,
+                          write_text)
+from common.train import FitConfig, stop_on_sigterm
 
 EPOCHS = {"cnn": 25, "lstm": 50}
+
+
+class SearchInterrupted(Exception):
+    """SIGTERM stopped a trial at an epoch end; the trial is marked FAIL and enqueued again for --resume."""
 DEFAULT_HP = {"cnn": {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2},
               "lstm": {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}}
 
@@ -61,7 +66,7 @@ def suggest(trial, name):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--model", choices=["cnn", "lstm", "both"], default="both", help="which architecture(s) to tune")
     p.add_argument("--data-dir", default=None, help="folder with the course's norm_data.txt + metadata.xlsx "
                    "(default data/rnacompete, falling back to the simulated set)")
@@ -127,6 +132,10 @@ def make_objective(args, name, data, device, epochs, precision, runs, worker=0):
 
         seed_everything(args.seed)
         _, result = train_rna(name, hp, lr, data, cfg, device, on_epoch=on_epoch)
+        if result["interrupted"]:   # rerun whole with the same parameters by --resume (trials have no checkpoints)
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            raise SearchInterrupted(f"{name} trial {trial.number} stopped by SIGTERM after epoch {len(result['history'])}; "
+                                    f"it is marked FAIL and queued again: continue with the same command and --resume")
         save_torch(runs / f"trial{trial.number}.pt", {"hp": hp, "lr": lr, "batch_size": batch_size,
                                                       "state": result["best_state"], "history": result["history"]})
         trial.set_user_attr("best_epoch", result["best"]["epoch"])
@@ -178,15 +187,23 @@ def search(args, name, data, record, device, experiment):
     precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))   # measured, common/cli.py
     out = Path(args.out_dir) / experiment / name
     runs = Path(args.run_dir) / experiment / name
-    if not args.search_only:
-        guard_finished(out / "metrics.json", args)
+    if args.search_only:   # helpers join a shared study and write no metrics: no lock
+        runs.mkdir(parents=True, exist_ok=True)
+        quiet()
+        study = run_trials(args, name, data, record, device, epochs, precision, runs)
+        print(f"{name}: {finished(study)} of {args.trials} trials finished in the study", flush=True)
+        return None
+    with lock_run(out, runs):   # a second process on this search refuses at once (its --workers are its children)
+        return search_locked(args, name, data, record, device, experiment, epochs, precision, out, runs)
+
+
+def search_locked(args, name, data, record, device, experiment, epochs, precision, out, runs):
+    guard_finished(out / "metrics.json", args)
     runs.mkdir(parents=True, exist_ok=True)
     started = time.time()
     quiet()
     study = run_trials(args, name, data, record, device, epochs, precision, runs)
     print(f"{name}: {finished(study)} of {args.trials} trials finished in the study", flush=True)
-    if args.search_only:
-        return None
     trials = study.trials_dataframe()
     write_text(out / "trials.csv", trials.to_csv(index=False))
 
@@ -221,7 +238,8 @@ def best_trial_weights(args, name, best, data, device, epochs, precision, runs):
     retrain its configuration here with the same seed."""
     path = runs / f"trial{best.number}.pt"
     if path.is_file():
-        return torch.load(path, weights_only=False)
+        return load_torch(path, f"delete it and rerun with --resume (trial {best.number} is retrained), or rerun the "
+                          f"search with --force", weights_only=False)
     print(f"{name}: trial {best.number}'s weights are not in {runs} (another machine ran it); retraining its configuration")
     hp, lr, batch_size = suggest(optuna.trial.FixedTrial(best.params), name)
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, seed=args.seed, select="val_spearman",
@@ -244,6 +262,9 @@ def retrain_seeds(args, name, config, record, data, device, experiment, params):
                         patience=args.patience, precision=config["precision"])
         t0 = time.time()
         m, res = train_rna(name, config["hp"], config["lr"], data, cfg, device)
+        if res["interrupted"]:   # seed retrains keep no checkpoint: this seed starts over
+            raise SearchInterrupted(f"{name} seed {seed} retrain stopped by SIGTERM after epoch {len(res['history'])} (seeds "
+                                    f"finished before it are saved); rerun it with --retrain-selected --seeds {seed}")
         seed_rec = metrics_record(experiment, name, {**config, "seed": seed}, record, device, seed, params, res, t0,
                                   extra={"status": "complete", "test": test_report(m, res["best_state"], data["test"]),
                                          "noise_ceiling": ceiling})
@@ -270,18 +291,19 @@ def retrain_selected(args, name, data, record, device, experiment):
     params = sum(p.numel() for p in build_rna_model(name, **config["hp"]).parameters())
     print(f"{name}: retraining the selected {config['hp']} lr {config['lr']:.2e} batch {config['batch_size']} "
           f"({config['epochs']} epochs at most, seeds {args.seeds})")
-    return retrain_seeds(args, name, config, record, data, device, experiment, params)
+    with lock_run(path.parent, Path(args.run_dir) / experiment / name):
+        return retrain_seeds(args, name, config, record, data, device, experiment, params)
 
 
 def main(argv=None):
     args = parse_args(argv)
     experiment = experiment_name("q2_1", args.quick)
     device, _ = setup_device(args)
+    stop_on_sigterm()
     data, record = load_q2(args, [args.protein], device)
-    sim = Path(record["path"]).parent / "simulation.json"
-    if record["source"] == "simulated" and sim.is_file():
-        record["noise_ceiling"] = read_json(sim)["proteins"].get(record["proteins"][0], {}).get("noise_ceiling_spearman_setB")
-    print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) {record['proteins'][0]}={record['ids'][0]} "
+    if "ceilings" in record:
+        record["noise_ceiling"] = record["ceilings"][record["proteins"][0]]["noise_ceiling"]
+    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) {record['proteins'][0]}={record['ids'][0]} "
           f"sizes {record['sizes']}; device {device}, precision {args.precision} (auto: per model)")
     models = ["cnn", "lstm"] if args.model == "both" else [args.model]
     if args.retrain_selected:
@@ -301,5 +323,13 @@ def main(argv=None):
               f"{r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} {r['seconds_per_epoch_median']:7.2f} {r['noise_ceiling'] or float('nan'):7.4f}")
 
 
+def run():
+    try:
+        exit_on_user_error(main)
+    except SearchInterrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        raise SystemExit(143)
+
+
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    run()

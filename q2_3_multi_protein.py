@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, seed_everything, seeds_of, setup_device
+from common.cli import HelpFormatter, add_common_args, seed_everything, seeds_of, setup_device
 from common.experiment import experiment_name, guard_finished, metrics_record
 from common.multi import MultiProteinModel, kmer_descriptors, train_multi
 from common.plots_q2 import plot_q2_3
 from common.q2 import load_q2, predict, test_report, train_rna
 from common.metrics import regression_report
-from common.runio import exit_on_user_error, write_json, write_text
+from common.runio import exit_on_user_error, source_name, write_json, write_text
 from common.train import FitConfig
 
 ENCODER_HP = {"cnn": {"kernel": 12, "filters": 64, "hidden": 64, "dropout": 0.1},
@@ -43,7 +43,7 @@ ENCODER_HP = {"cnn": {"kernel": 12, "filters": 64, "hidden": 64, "dropout": 0.1}
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--data-dir", default=None, help="course files folder (default data/rnacompete, else the simulated set)")
     p.add_argument("--proteins", nargs="+", default=["RBFOX1", "PUM1", "HNRNPA1", "QKI", "ELAVL1", "SRSF1"],
                    help="protein names from metadata (at least 3)")
@@ -131,7 +131,7 @@ def main(argv=None):
     device, precision = setup_device(args, cpu_bf16_pays=(args.encoder != "cnn"))   # measured, common/cli.py
     data, record = load_q2(args, args.proteins, device)
     names = args.proteins
-    print(f"data: {record['source']} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "
+    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "
           f"sizes {record['sizes']}; device {device}, precision {precision}, encoder {args.encoder}")
     base = Path(args.out_dir) / experiment
     seeds = seeds_of(args)
@@ -158,7 +158,7 @@ def main(argv=None):
                                          f"{fmt(r['multi_seen'], r['multi_seen_std'])} | {fmt(r['multi_unseen'], r['multi_unseen_std'])} |"
                                          for r in rows]
     table.append(f"| **mean** | | {fmt(summary['mean']['single'])} | {fmt(summary['mean']['multi_seen'])} | {fmt(summary['mean']['multi_unseen'])} |")
-    caption = (f"Test Spearman on SetB. Data: {record['source']} ({record['checksum'][:8]}); encoder {args.encoder}; "
+    caption = (f"Test Spearman on SetB. Data: {source_name(record)} ({record['checksum'][:8]}); encoder {args.encoder}; "
                f"{args.epochs} epochs; seeds {seeds} (mean ± std over seeds when several); device {device}.\n\n")
     write_text(out / "table.md", caption + "\n".join(table) + "\n")
     print("\n" + "\n".join(table))

@@ -9,6 +9,15 @@ import numpy as np
 import torch
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each flag's default written once: "(default: X)" is added only where the help text does not
+    already give it as "(default ...)"."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if "(default" in text else super()._get_help_string(action)
+
+
 def positive_int(text):
     value = int(text)
     if value <= 0:

@@ -1,10 +1,11 @@
 """Run bookkeeping shared by the scripts: where a run's files go, its metrics record, seed aggregates."""
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from .runio import UserError, environment, read_json, timestamp, write_json
+from .runio import RunLock, UserError, environment, read_json, timestamp, write_json
 
 
 def experiment_name(base, quick):
@@ -16,6 +17,27 @@ def run_dirs(out_dir, run_dir, experiment, variant, seed, multi_seed):
     """(metrics folder, checkpoint path). One seed: <out>/<exp>/<variant>/; several: .../<variant>/seed<k>/."""
     rel = Path(experiment) / variant / (f"seed{seed}" if multi_seed else "")
     return Path(out_dir) / rel, Path(run_dir) / rel / "checkpoint.pt"
+
+
+def lock_run(*folders):
+    """Hold the lock of each folder of one run (its metrics folder and its checkpoint folder) for a with-block: a
+    second process on the same run refuses at once, naming the folder and the process that holds it."""
+    stack = ExitStack()
+    try:
+        for folder in dict.fromkeys(str(f) for f in folders):   # each once, in order
+            stack.enter_context(RunLock(folder))
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def write_interrupted(path, rec, ckpt):
+    """metrics.json of a run that SIGTERM stopped: status 'interrupted'; the caller exits 143."""
+    rec["status"] = "interrupted"
+    write_json(path, rec)
+    print(f"{rec['experiment']} {rec['variant']} seed {rec['seed']}: interrupted (SIGTERM) after epoch {rec['epochs_run']}; "
+          f"checkpoint {ckpt}; continue with the same command and --resume", flush=True)
 
 
 def guard_finished(metrics_path, args):

@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import pickle
 import platform
 import sys
 import tempfile
@@ -66,9 +67,38 @@ def save_figure(fig, path, dpi=130):
     _atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight"))
 
 
+class CorruptFile(UserError, ValueError):
+    """A results file that exists but cannot be parsed (truncated, or not JSON / not a torch file)."""
+
+
 def read_json(path):
+    """The JSON in path; a file that is not valid JSON (e.g. truncated) raises CorruptFile naming it."""
     with open(path) as f:
-        return json.load(f)
+        text = f.read()
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise CorruptFile(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}; {len(text):,} bytes): "
+                          f"it was cut short or edited; restore it (git checkout -- {path}) or rerun the script that "
+                          f"writes it") from None
+
+
+def load_torch(path, fix, **kwargs):
+    """torch.load(path); a truncated or corrupt file raises CorruptFile naming it and the fix."""
+    try:
+        return torch.load(path, **kwargs)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:
+        raise CorruptFile(f"{path} is corrupt or truncated ({type(e).__name__}); {fix}") from None
+
+
+def source_name(data):
+    """The data source as figures and tables name it: the simulator's preset is part of it ('simulated' records
+    written before presets existed came from the easy preset)."""
+    if data.get("source") == "simulated":
+        return f"simulated/{data.get('preset') or 'easy'}"
+    return data["source"]
 
 
 def md5_file(path, chunk=1 << 20):
@@ -116,3 +146,67 @@ def environment(device):
         "python": platform.python_version(),
         "written": timestamp(),   # when the record was made (before 2026-11-30: "started")
     }
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by another user
+        return True
+    return True
+
+
+class RunLock:
+    """A lock file per run folder (<folder>/.lock, holding the owner's pid), so that two processes never train
+    into one run folder. Taken with O_EXCL; a lock whose pid is dead (a killed run) is taken over with a notice.
+    Use as a context manager; released on exit, also on an exception."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / ".lock"
+        self.held = False
+
+    def acquire(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is None:   # being written by its owner this instant, or empty: look again
+                    time.sleep(0.05)
+                    owner = self._owner()
+                if owner and _pid_alive(owner["pid"]) and owner["pid"] != os.getpid():
+                    raise UserError(f"{self.path.parent} is in use by another process (pid {owner['pid']}, started "
+                                    f"{owner.get('started', '?')}: {owner.get('command', '?')}); wait for it to finish or stop "
+                                    f"it, or use another --out-dir/--run-dir") from None
+                print(f"notice: taking over the stale lock of {self.path.parent} (pid {owner['pid'] if owner else '?'} is not "
+                      f"running)", file=sys.stderr)
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "started": timestamp(), "command": " ".join(sys.argv)[:300]}, f)
+            self.held = True
+            return self
+        raise UserError(f"could not take the lock {self.path}; delete it if no run is using {self.path.parent}")
+
+    def _owner(self):
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def release(self):
+        if self.held:
+            owner = self._owner()
+            if owner is None or owner.get("pid") == os.getpid():
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False

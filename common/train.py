@@ -1,5 +1,8 @@
 """One training loop for every experiment, with per-epoch checkpoints for --resume."""
 import random
+import signal
+import sys
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -9,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .runio import UserError, save_torch
+from .runio import UserError, load_torch, save_torch
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,20 @@ class FitConfig:
     precision: str = "fp32"     # "fp32" or "bf16" (autocast)
     cuda_graphs: bool = False   # replay forward + backward + Adam step of full batches as one CUDA graph
     stop_at: float = 0.0        # wall-clock time (time.time()) after which to stop at an epoch end; 0 = never
+
+
+# Set by the SIGTERM handler (stop_on_sigterm): fit() stops at the end of the running epoch, after a checkpoint.
+STOP = threading.Event()
+
+
+def stop_on_sigterm():
+    """On SIGTERM (what a cluster scheduler sends before it preempts a job) finish the running epoch, write the
+    checkpoint, and return from fit() with interrupted=True, instead of dying mid-epoch. Call from a script's main."""
+    def handler(signum, frame):
+        STOP.set()
+        print("\nSIGTERM: stopping at the end of this epoch (a checkpoint is written; continue with --resume)",
+              file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def autocast(device, precision, cache_enabled=True):
@@ -143,12 +160,14 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
     evaluate(model) -> dict of floats, called under inference_mode in eval mode.
     on_epoch(result) is called after every epoch with the same dict fit() returns, so the caller can
     print and write partial metrics. A checkpoint is written every ckpt_every epochs and at the end.
-    Returns {"history", "best", "best_state", "stopped_early", "stopped_at_deadline", "epochs_trained"}, where
-    epochs_trained counts the epochs this call ran (0 when --resume met a finished checkpoint)."""
+    Returns {"history", "best", "best_state", "stopped_early", "stopped_at_deadline", "interrupted", "epochs_trained"},
+    where epochs_trained counts the epochs this call ran (0 when --resume met a finished checkpoint) and interrupted
+    says that SIGTERM (stop_on_sigterm) stopped the run before cfg.epochs."""
     generator = torch.Generator().manual_seed(cfg.seed)
     history, best, best_state, start = [], {"epoch": 0, cfg.select: float("-inf")}, None, 1
     if resume and ckpt_path and Path(ckpt_path).is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ck = load_torch(ckpt_path, "run without --resume (and with --force if a finished metrics.json is there) to start "
+                        "this run over, or delete the file", map_location=device, weights_only=False)
         try:
             model.load_state_dict(ck["model"])
         except RuntimeError:
@@ -164,7 +183,7 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
             start = cfg.epochs + 1
     elif resume and ckpt_path:
         raise UserError(f"--resume: no checkpoint at {ckpt_path}; run without --resume to start this run")
-    stopped_early = stopped_at_deadline = False
+    stopped_early = stopped_at_deadline = interrupted = False
     graphed = None
     if cfg.cuda_graphs and start <= cfg.epochs:   # after a resume: capture with the restored weights and state
         graphed = graphed_step(model, optimizer, loss_of_batch, cfg.batch_size, device, cfg.precision)
@@ -189,7 +208,9 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         stopped_early = bool(cfg.patience) and epoch - best["epoch"] >= cfg.patience
         stopped_at_deadline = bool(cfg.stop_at) and time.time() > cfg.stop_at and epoch < cfg.epochs and not stopped_early
-        if ckpt_path and (epoch % ckpt_every == 0 or epoch == cfg.epochs or stopped_early or stopped_at_deadline):
+        interrupted = STOP.is_set() and epoch < cfg.epochs and not stopped_early
+        if ckpt_path and (epoch % ckpt_every == 0 or epoch == cfg.epochs or stopped_early or stopped_at_deadline
+                          or interrupted):
             save_torch(ckpt_path, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "rng": _rng_state(generator), "history": history, "best": best,
                                    "best_state": best_state, "stopped_early": stopped_early})
@@ -197,8 +218,9 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
                   "epochs_trained": epoch - start + 1}
         if on_epoch:
             on_epoch(result)
-        if stopped_early or stopped_at_deadline:
+        if stopped_early or stopped_at_deadline or interrupted:
             break
     return {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
-            "stopped_at_deadline": stopped_at_deadline, "epochs_trained": len(history) - (start - 1)}
+            "stopped_at_deadline": stopped_at_deadline, "interrupted": interrupted,
+            "epochs_trained": len(history) - (start - 1)}
 

@@ -9,6 +9,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cpu_float: asserts on trained or accumulated float values, which change with the "
+                            "CPU's kernels; .ci/run reruns these under ATEN_CPU_CAPABILITY=avx2 and default")
+
+
 def make_blood_npz(path, n=(96, 32, 32), seed=0, **overrides):
     """A tiny BloodMNIST-layout npz. Class k images are brighter in channel k % 3, so a model can learn them."""
     rng = np.random.default_rng(seed)

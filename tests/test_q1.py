@@ -168,6 +168,7 @@ def test_finished_run_is_not_overwritten(tmp_path, blood_npz):
     run_q1(blood_npz, tmp_path, "--epochs", "1", "--force")
 
 
+@pytest.mark.cpu_float
 def test_cnn_learns_a_tiny_batch():
     torch.manual_seed(0)
     x, y = torch.randn(32, 3, 28, 28), torch.arange(32) % 8
@@ -178,6 +179,8 @@ def test_cnn_learns_a_tiny_batch():
         loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+    # Measured (bench/test_margins.py, seeds 0-7, default / avx2 / avx512): accuracy 1.0, final loss <= 0.0002 on every
+    # run, so 0.05 leaves a 250x margin.
     assert (model(x).argmax(1) == y).float().mean() == 1.0 and loss.item() < 0.05
 
 

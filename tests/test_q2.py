@@ -83,6 +83,7 @@ def test_spearman_and_pearson_equal_scipy_with_ties():
     assert masked_pearson(pred, target, mask) == pytest.approx(pearsonr(pred.double().numpy()[keep], target.double().numpy()[keep]).statistic, abs=1e-9)
 
 
+@pytest.mark.cpu_float
 @pytest.mark.parametrize("model", [RNACNN(), RNALSTM(), RNALSTM(layers=2), RNALSTM(attention_heads=3)])
 def test_padding_never_changes_a_prediction(model):
     model.eval()
@@ -94,6 +95,7 @@ def test_padding_never_changes_a_prediction(model):
     torch.testing.assert_close(model(x[:1], valid[:1]), shorter, rtol=0, atol=1e-6)
 
 
+@pytest.mark.cpu_float
 def test_lstm_equals_a_packed_bidirectional_lstm():
     torch.manual_seed(0)
     m = RNALSTM(hidden=8).eval()
@@ -109,22 +111,33 @@ def test_lstm_equals_a_packed_bidirectional_lstm():
     torch.testing.assert_close(m.states(x, valid), out, rtol=0, atol=1e-6)
 
 
+LSTM_STEPS = 300
+
+
+def tiny_motif_data(seed):
+    """128 random 30-nt sequences; the target is the number of GC dinucleotides: (x, valid, y)."""
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGU"), 30)) for _ in range(128)]
+    codes, valid = encode(seqs)
+    return one_hot(codes), valid, torch.tensor([float(s.count("GC")) for s in seqs])
+
+
+@pytest.mark.cpu_float
 def test_lstm_learns_a_motif_on_tiny_data():
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    seqs = ["".join(rng.choice(list("ACGU"), 30)) for _ in range(128)]
-    y = torch.tensor([float(s.count("GC")) for s in seqs])
-    codes, valid = encode(seqs)
-    x = one_hot(codes)
+    x, valid, y = tiny_motif_data(0)
     model = RNALSTM(hidden=16, dropout=0.0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
+    for _ in range(LSTM_STEPS):
         opt.zero_grad()
         loss = masked_mse(model(x, valid), y, torch.ones(128))
         loss.backward()
         opt.step()
     model.eval()
-    assert masked_spearman(model(x, valid).detach(), y, torch.ones(128)) > 0.95
+    # Measured (bench/test_margins.py, seeds 0-7, ATEN_CPU_CAPABILITY default / avx2 / avx512, Intel Xeon): 0.9618-0.9735;
+    # seed 0 0.9619. The threshold keeps a 0.03 margin below the worst. (At 150 steps seed 0 gave 0.9525 / 0.9473 / 0.9473:
+    # the old threshold 0.95 failed under avx2, and seed 4 had not learned yet: 0.62.)
+    assert masked_spearman(model(x, valid).detach(), y, torch.ones(128)) > 0.93
 
 
 def test_simulator_is_deterministic_and_in_the_course_format(sim_dir, tmp_path):

@@ -24,6 +24,7 @@ def load_bench():
     return module
 
 
+@pytest.mark.cpu_float
 def test_cnn_unfolded_conv_with_zero_masking_equals_conv1d_with_minus_inf_masking():
     torch.manual_seed(0)
     model = RNACNN(kernel=6, filters=16)

@@ -1,0 +1,144 @@
+"""What happens to real users' runs: a second process on one run, a corrupt checkpoint or metrics file, SIGTERM,
+and --help. Each case ends in one clear line (no traceback) and never in a half-written or overwritten result.
+
+Run: python -m pytest -q tests/test_robustness.py
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from common.runio import RunLock, UserError
+from conftest import ROOT
+
+SCRIPTS = ["q1_1_cnn.py", "q1_2_maxpool.py", "q1_softmax_study.py", "q2_1_cnn_lstm.py", "q2_2_attention.py",
+           "q2_3_multi_protein.py", "interpret_cnn.py", "make_figures.py"]
+
+
+def q1_2(blood_npz, out, *extra, **kw):
+    """q1_2_maxpool.py (logits, seed 0, tiny data) into out: the subprocess.run result."""
+    args = [sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir", str(out / "fig"), "--run-dir",
+            str(out / "runs"), "--variant", "logits", "--device", "cpu", "--quick", *extra]
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, **kw)
+
+
+def metrics(out):
+    return json.loads((out / "fig" / "q1_2_quick" / "logits" / "metrics.json").read_text())
+
+
+def wait_for_an_epoch(proc):
+    """Read the process's output until it reports a finished epoch (it is training, with its run lock held)."""
+    for line in proc.stdout:
+        if " epoch " in line:
+            return
+    raise AssertionError(f"the run ended before its first epoch: {proc.stderr.read()}")
+
+
+def no_times(history):
+    return [{k: v for k, v in h.items() if "seconds" not in k} for h in history]
+
+
+def test_run_lock_refuses_a_live_owner_takes_over_a_dead_one_and_releases(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(json.dumps({"pid": holder.pid, "started": "then", "command": "train.py"}))
+        with pytest.raises(UserError, match=f"{tmp_path} is in use by another process \\(pid {holder.pid}"):
+            RunLock(tmp_path).acquire()
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == holder.pid   # the owner's lock is left alone
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(tmp_path):                           # the owner is dead now: its lock is stale
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+    assert "taking over the stale lock" in capsys.readouterr().err
+    assert not (tmp_path / ".lock").exists()
+    with pytest.raises(RuntimeError):
+        with RunLock(tmp_path):
+            raise RuntimeError("a crash inside the run")
+    assert not (tmp_path / ".lock").exists()           # released on an exception too
+
+
+def test_a_second_process_on_the_same_run_refuses_at_once(tmp_path, blood_npz):
+    first = subprocess.Popen([sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir", str(tmp_path / "fig"),
+                              "--run-dir", str(tmp_path / "runs"), "--variant", "logits", "--device", "cpu", "--quick",
+                              "--epochs", "400"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_an_epoch(first)
+        t0 = time.time()
+        second = q1_2(blood_npz, tmp_path, "--epochs", "400")
+        assert second.returncode == 2 and "Traceback" not in second.stderr and time.time() - t0 < 60
+        line = second.stderr.strip()
+        assert "\n" not in line and f"pid {first.pid}" in line and "q1_2_quick" in line and "in use by another process" in line
+    finally:
+        first.kill()
+        first.wait()
+    # Several seeds in one process keep working (each seed its own lock, taken in turn); the killed run's lock is stale.
+    ok = q1_2(blood_npz, tmp_path / "seeds", "--epochs", "1", "--seeds", "0", "1")
+    assert ok.returncode == 0, ok.stderr
+    assert not list((tmp_path / "seeds").rglob(".lock"))
+
+
+def test_a_corrupt_checkpoint_gets_one_line_naming_the_file_and_the_fix(tmp_path, blood_npz):
+    assert q1_2(blood_npz, tmp_path, "--epochs", "2", "--stop-at", "1").returncode == 0   # stops after epoch 1
+    ckpt = tmp_path / "runs" / "q1_2_quick" / "logits" / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])                                              # truncated, as by a full disk
+    bad = q1_2(blood_npz, tmp_path, "--epochs", "2", "--resume")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    line = bad.stderr.strip()
+    assert "\n" not in line and str(ckpt) in line and "corrupt or truncated" in line and "without --resume" in line
+    assert "delete the file" in line
+
+
+def test_a_corrupt_metrics_file_is_named_and_allow_missing_draws_the_rest(tmp_path, blood_npz):
+    assert q1_2(blood_npz, tmp_path, "--epochs", "1", "--seeds", "0").returncode == 0
+    figs = tmp_path / "fig"
+    for exp in ("q1_1", "q1_2"):   # the quick run stands in for both experiments' results
+        shutil.copytree(figs / "q1_2_quick" / "logits", figs / exp / "logits")
+    path = figs / "q1_2" / "logits" / "seed0" / "metrics.json"
+    good = path.read_text()
+    path.write_text(good[: len(good) // 2])
+    run = lambda *a: subprocess.run([sys.executable, "make_figures.py", "--figures", str(figs), *a], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=300)
+    bad = run()
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and str(path) in bad.stderr and "not valid JSON" in bad.stderr
+    ok = run("--allow-missing")
+    assert ok.returncode == 0 and "Traceback" not in ok.stderr
+    assert "warning: skipped" in ok.stderr and str(path) in ok.stderr
+    assert (figs / "q1_1" / "curves.png").is_file() and (figs / "RESULTS.md").is_file()  # the rest was drawn
+    assert path.read_text() == good[: len(good) // 2]                                    # and nothing was "repaired"
+
+
+def test_sigterm_stops_at_an_epoch_end_and_resume_equals_an_uninterrupted_run(tmp_path, blood_npz):
+    full = q1_2(blood_npz, tmp_path / "full", "--epochs", "12")
+    assert full.returncode == 0, full.stderr
+    proc = subprocess.Popen([sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir", str(tmp_path / "part" / "fig"),
+                             "--run-dir", str(tmp_path / "part" / "runs"), "--variant", "logits", "--device", "cpu", "--quick",
+                             "--epochs", "12"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_an_epoch(proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err and "--resume" in out + err
+    part = metrics(tmp_path / "part")
+    assert part["status"] == "interrupted" and 1 <= part["epochs_run"] < 12
+    assert (tmp_path / "part" / "runs" / "q1_2_quick" / "logits" / "checkpoint.pt").is_file()
+    resumed = q1_2(blood_npz, tmp_path / "part", "--epochs", "12", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = metrics(tmp_path / "part"), metrics(tmp_path / "full")
+    assert a["status"] == "complete" and no_times(a["history"]) == no_times(b["history"]) and a["test"] == b["test"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS + ["-m common.simulate_rnacompete"])
+def test_help_states_each_default_once(script):
+    args = script.split() if script.startswith("-m") else [script]
+    out = subprocess.run([sys.executable, *args, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    options = " ".join(out.stdout.split()).split(" -")          # one chunk of text per flag
+    assert [o for o in options if o.count("(default") > 1] == []
+    assert "(default" in out.stdout
