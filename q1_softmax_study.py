@@ -29,7 +29,7 @@ from torch import nn
 
 from common.bloodmnist import classification_report, load_bloodmnist
 from common.cli import HelpFormatter, add_common_args, seed_everything, setup_device
-from common.experiment import experiment_name
+from common.experiment import experiment_name, lock_run
 from common.models import BloodCNN, count_params
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
 from common.runio import UserError, environment, exit_on_user_error, timestamp, write_json
@@ -105,14 +105,8 @@ def run_one(args, name, variant, seed, data, device, precision, data_record):
             "started": timestamp(started), "wall_seconds": time.time() - started}
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    device, precision = setup_device(args)
-    data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
-    data = {s: (x.contiguous(memory_format=torch.channels_last), y) for s, (x, y) in data.items()}
-    out = Path(args.out_dir) / experiment_name("q1_softmax_study", args.quick)
-    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['md5']}) sizes {data_record['sizes']}; "
-          f"device {device}, precision {precision}; seeds {args.seeds}")
+def run_all(args, out, data, device, precision, data_record):
+    """Every (model, seed, variant) run not on disk yet (all of them with --force)."""
     for name in args.models:
         for seed in args.seeds:
             for variant in args.variants:
@@ -124,6 +118,18 @@ def main(argv=None):
                 print(f"{name} {variant:7s} seed {seed:3d}: {rec['outcome']:9s} val_acc {rec['val_acc']:.4f} "
                       f"top-class fraction {rec['history'][-1]['val_top_class_fraction']:.3f} "
                       f"({rec['epochs']} epochs, {rec['wall_seconds']:.0f} s)", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device, precision = setup_device(args)
+    data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
+    data = {s: (x.contiguous(memory_format=torch.channels_last), y) for s, (x, y) in data.items()}
+    out = Path(args.out_dir) / experiment_name("q1_softmax_study", args.quick)
+    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['md5']}) sizes {data_record['sizes']}; "
+          f"device {device}, precision {precision}; seeds {args.seeds}")
+    with lock_run(out):   # a second process on this study refuses at once
+        run_all(args, out, data, device, precision, data_record)
     summary = summarise(out)
     for name, s in summary["models"].items():
         for variant, v in s.items():

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from common.cli import HelpFormatter, add_common_args, seed_everything, seeds_of, setup_device
-from common.experiment import experiment_name, guard_finished, metrics_record
+from common.experiment import experiment_name, guard_finished, lock_run, metrics_record
 from common.multi import MultiProteinModel, kmer_descriptors, train_multi
 from common.plots_q2 import plot_q2_3
 from common.q2 import load_q2, predict, test_report, train_rna
@@ -135,8 +135,11 @@ def main(argv=None):
           f"sizes {record['sizes']}; device {device}, precision {precision}, encoder {args.encoder}")
     base = Path(args.out_dir) / experiment
     seeds = seeds_of(args)
-    per_seed = [protocol(args, seed, base / f"seed{seed}" if args.seeds else base, data, record, device, precision, experiment)
-                for seed in seeds]
+    per_seed = []
+    for seed in seeds:
+        out = base / f"seed{seed}" if args.seeds else base
+        with lock_run(out):   # a second process on this run refuses at once
+            per_seed.append(protocol(args, seed, out, data, record, device, precision, experiment))
     rows = []
     for j, name in enumerate(names):
         row = {"protein": name, "id": record["ids"][j]}
