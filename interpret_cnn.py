@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.cli import HelpFormatter
 from common.metrics import masked_spearman
 from common.plots_q2 import plot_cnn_filters
 from common.q2 import load_q2
@@ -60,7 +61,7 @@ def consensus(pwm, min_bits=1.0):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--metrics", default="figures/q2_1/cnn/metrics.json", help="the Q2.1 CNN's metrics.json")
     p.add_argument("--run-dir", default="runs/q2_1/cnn", help="where q2_1 saved the trials' weights")
     p.add_argument("--top-n", type=int, default=300, help="top-activating windows per filter")

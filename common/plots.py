@@ -30,27 +30,54 @@ def data_label(record):
 
 
 def run_label(records):
-    """Data and device of the runs a figure draws (the first run's), their epochs, and their note if they share one."""
+    """Data (with checksum), epochs, n and device of the runs a figure draws. Run notes (what shared the machine,
+    reruns) are bookkeeping: they go to RESULTS.md, not into titles."""
     r = records[0]
     quick = " QUICK" if r["config"].get("quick") else ""
-    notes = {x["config"].get("note") or None for x in records}
-    note = (f" [{notes.pop()}]" if notes != {None} else "") if len(notes) == 1 else \
-        " [run notes differ by seed: see each seed's metrics.json]"
     ep = sorted({x["epochs_run"] for x in records})
     epochs = f"{ep[0]} epochs" if len(ep) == 1 else f"{ep[0]}–{ep[-1]} epochs run"
-    return f"{data_label(r)}, {epochs}, {r['device_name']}{quick}{note}"
+    devices = sorted({x["device_name"] for x in records})
+    per = {}
+    for x in records:
+        per[x.get("variant", "")] = per.get(x.get("variant", ""), 0) + 1
+    n = f"n = {len(records)}" if len(per) == 1 else (f"n = {next(iter(per.values()))} per variant" if len(set(per.values())) == 1
+                                                      else "n = " + ", ".join(f"{v} {k}" for k, v in per.items()))
+    return f"{data_label(r)}, {epochs}, {n}, {' / '.join(devices)}{quick}"
+
+
+OUTCOME_STYLE = {"collapsed": ":", "partial": "--", "healthy": "-"}
+
+
+def outcome(record):
+    """collapsed / partial / healthy (the softmax study's rule) from a Q1 run's test confusion matrix, else None."""
+    confusion = record.get("test", {}).get("confusion")
+    if not confusion:
+        return None
+    from .study import classify_outcome
+    return classify_outcome(np.asarray(confusion).sum(0))   # images predicted as each class
 
 
 def curve(ax, records, key, label, color):
-    """Plot key per epoch; with several seeds, each seed as a thin line and their mean as a thick one
-    (a ±std band would cross zero on the log-scale loss axes)."""
+    """Plot key per epoch. Where the seeds end in different outcomes (collapsed / partial / healthy), each seed is
+    drawn styled by its outcome and no mean is drawn (a mean of a collapsed and a healthy run is a curve no run
+    followed). Where they agree: the mean of the seeds, with the band of their range."""
     n = min(len(r["history"]) for r in records)
     ys = np.array([[h[key] for h in r["history"][:n]] for r in records])
     x = np.arange(1, n + 1)
+    outcomes = [outcome(r) for r in records]
+    if len(set(outcomes)) > 1:
+        for r, o, y in zip(records, outcomes, ys):
+            ax.plot(x, y, color=color, ls=OUTCOME_STYLE.get(o, "-"), lw=1.2, label=f"{label} seed {r['seed']} ({o})")
+        return
     if len(records) > 1:
-        for y in ys:
-            ax.plot(x, y, color=color, lw=0.6, alpha=0.35)
-    ax.plot(x, ys.mean(0), color=color, label=label + (f" (mean of {len(records)} seeds; thin: each seed)" if len(records) > 1 else ""))
+        ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=0.18, lw=0)
+    ax.plot(x, ys.mean(0), color=color,
+            label=label + (f" (mean of {len(records)} seeds; band: their range)" if len(records) > 1 else ""))
+
+
+def legend_below(ax, ncol=1):
+    """A legend under the axes, so that it never covers data."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, ncol=ncol, frameon=False)
 
 
 def variant_runs(exp_dir, variants):
@@ -75,7 +102,7 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend()
+        legend_below(ax)
     axes[0].set_yscale("log")   # logits reach ~1e-6 while softmax stalls near 1.3: both visible on a log axis
     for v, recs in runs.items():   # mark the epoch selected on validation, for every seed
         for r in recs:
@@ -108,6 +135,18 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
         for i, (name, runs, color) in enumerate([("Q1.1 no pool", a, "tab:gray"), ("Q1.2 MaxPool", b, "tab:cyan")]):
             xs, ms, ss, labels = [], [], [], []
             for j, v in enumerate(variants):
+                if v in runs and title.startswith("test accuracy") and len({outcome(r) for r in runs[v]}) > 1:
+                    # seeds with different outcomes: each seed as a point named by its outcome, no mean bar
+                    groups = {}
+                    for k, r in enumerate(runs[v]):
+                        x = j + (i - 0.5) * width + (k - 1) * 0.08
+                        ax.plot(x, get(r), "o", color=color, mec="k")
+                        groups.setdefault(outcome(r), []).append((x, get(r), r["seed"]))
+                    for o, pts in groups.items():   # one label per outcome: "seeds 0, 2: collapsed"
+                        seeds = ", ".join(str(s) for *_, s in pts)
+                        ax.annotate(f"seed{'s' * (len(pts) > 1)} {seeds}\n{o}", (np.mean([p[0] for p in pts]), pts[0][1]),
+                                    xytext=(0, 6), textcoords="offset points", ha="center", fontsize=7)
+                    continue
                 if v in runs:
                     m, s = _mean(runs[v], get)
                     xs.append(j + (i - 0.5) * width)
@@ -125,7 +164,9 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
             ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.margins(y=0.15)
         ax.grid(alpha=0.3, axis="y")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", fontsize=9, ncol=2)
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="upper right", fontsize=9, ncol=2)
     ra, rb = [r for recs in a.values() for r in recs], [r for recs in b.values() for r in recs]
-    fig.suptitle(textwrap.fill(f"Q1.2 vs Q1.1 — Q1.1: {run_label(ra)}; Q1.2: {run_label(rb)}", 170), fontsize=10, x=0.45, y=1.07)
+    la, lb = run_label(ra), run_label(rb)
+    runs_text = f"both: {la}" if la == lb else f"Q1.1: {la}; Q1.2: {lb}"
+    fig.suptitle(textwrap.fill(f"Q1.2 (MaxPool) vs Q1.1 (no pooling) — {runs_text}", 170), fontsize=10, x=0.45, y=1.05)
     return finish(fig, out_path)

@@ -4,10 +4,12 @@ from pathlib import Path
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .experiment import load_runs
-from .plots import COLORS, curve, finish, plt, run_label, variant_runs
+from .plots import COLORS, curve, finish, legend_below, plt, run_label, variant_runs
 from .runio import read_json, source_name
+from .stats import welch_diff
 
 
 def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
@@ -21,20 +23,24 @@ def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
         ax.set_xlabel("epoch")
         ax.set_ylabel("masked MSE (z-scored intensity²)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        legend_below(ax)
     ax = axes[-1]
     for m, recs in runs.items():
         curve(ax, recs, "val_spearman", m, COLORS.get(m, "k"))
-    ceiling = next(iter(runs.values()))[0].get("noise_ceiling")
+    r0 = next(iter(runs.values()))[0]
+    ceiling = r0.get("noise_ceiling")
     if ceiling:
         ax.axhline(ceiling, ls="--", color="gray", label=f"noise ceiling (test) {ceiling:.3f}")
+    seq = r0["data"].get("ceilings", {}).get(r0["data"]["proteins"][0], {}).get("sequence_ceiling")
+    if seq:
+        ax.axhline(seq, ls=":", color="gray", label=f"sequence ceiling (test; no model can pass it) {seq:.3f}")
     ax.set_title("validation Spearman (selection metric)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Spearman ρ")
     ax.grid(alpha=0.3)
-    ax.legend()
+    legend_below(ax)
     every = [r for recs in runs.values() for r in recs]
-    fig.suptitle(f"{title}: best trial of each search — {run_label(every)}")
+    fig.suptitle(f"{title}: each search's selected configuration, retrained per seed — {run_label(every)}", y=1.03)
     return finish(fig, Path(exp_dir) / "loss_curves.png")
 
 
@@ -59,6 +65,31 @@ def plot_search(exp_dir, model):
     return finish(fig, Path(exp_dir) / f"search_{model}.png")
 
 
+def test_points(ax, values):
+    """Each variant's seeds as points, their mean with a 95% t interval, and the difference of the last two
+    variants with its Welch 95% CI written on the axes: near-equal values are not drawn as zoomed bars."""
+    names = list(values)
+    for i, v in enumerate(names):
+        vals = np.asarray(values[v], float)
+        ax.plot(np.full(len(vals), i) + np.linspace(-0.08, 0.08, len(vals)), vals, "o", color=COLORS.get(v, "k"), alpha=0.5,
+                ms=5, label="each seed" if i == 0 else None)
+        half = stats.t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / np.sqrt(len(vals)) if len(vals) > 1 else 0.0
+        ax.errorbar(i + 0.25, vals.mean(), yerr=half, fmt="s", color=COLORS.get(v, "k"), capsize=5,
+                    label="mean, 95% CI (t)" if i == 0 else None)
+        ax.annotate(f"{vals.mean():.4f}\n(n={len(vals)})", (i + 0.3, vals.mean()), xytext=(6, 0), textcoords="offset points",
+                    fontsize=8, va="center")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlim(-0.5, len(names) - 0.2)
+    ax.set_ylabel("Spearman ρ")
+    if len(names) >= 2:
+        d = welch_diff(values[names[-1]], values[names[0]])
+        ci = "no CI (n = 1)" if d["ci95"] is None else f"95% CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
+        ax.text(0.5, 0.02, f"{names[-1]} − {names[0]}: {d['diff']:+.4f}, {ci} (Welch)", transform=ax.transAxes,
+                ha="center", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    ax.margins(y=0.25)
+    legend_below(ax)
+
+
 def plot_q2_2_curves(exp_dir):
     """Train/val loss and val Spearman per epoch, with and without attention (mean ± std over seeds), and test bars."""
     exp_dir = Path(exp_dir)
@@ -79,19 +110,12 @@ def plot_q2_2_curves(exp_dir):
     axes[0].set_title("masked MSE (solid train, dashed validation)", fontsize=10)
     axes[1].set(xlabel="epoch", ylabel="Spearman ρ")
     axes[1].set_title("validation Spearman (dotted: mean first epoch ≥ threshold)", fontsize=10)
-    names = list(summary["variants"])
-    means = [summary["variants"][v]["test_spearman_mean"] for v in names]
-    stds = [summary["variants"][v]["test_spearman_std"] for v in names]
-    bars = axes[2].bar(names, means, yerr=stds, color=[COLORS[v] for v in names], capsize=4)
-    axes[2].bar_label(bars, fmt="%.4f")
-    lo = min(m - s for m, s in zip(means, stds))
-    hi = max(m + s for m, s in zip(means, stds))
-    axes[2].set(ylabel="Spearman ρ", ylim=(max(0, lo - 0.01), hi + 0.005))
-    axes[2].set_title("test Spearman at the best validation epoch (mean ± std)", fontsize=10)
+    test_points(axes[2], {v: summary["variants"][v]["test_spearman"] for v in summary["variants"]})
+    axes[2].set_title("test Spearman at the best validation epoch", fontsize=10)
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    axes[1].legend(fontsize=8)
+    legend_below(axes[0])
+    legend_below(axes[1])
     every = [r for recs in runs.values() for r in recs]
     fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(every)}",
                  y=1.02)

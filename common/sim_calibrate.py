@@ -1,6 +1,6 @@
 """Calibration record of the default Q2 data: the simulator's values beside the real-data anchors.
 
-    python -m common.simulate_rnacompete --calibrate      # about 15 min on 2 CPU cores
+    python -m common.simulate_rnacompete --calibrate      # about 7 min of training on 2 idle CPU cores
 
 Generates (if needed) the default calibrated set in data/simulated, then measures on it, for RBFOX1:
 - the SetB course-normalised target z-quantiles (q01, q50, q99, max);

@@ -238,7 +238,7 @@ def main(argv=None):
     p.add_argument("--proteins", nargs="+", default=list(PROTEINS), help=f"proteins to simulate, from {list(PROTEINS)}")
     p.add_argument("--calibrate", action="store_true",
                    help="measure the default data against the real-data anchors (trains the default CNN and BiLSTM, "
-                        "seed 0; about 15 min on 2 CPU cores) and write figures/q2_data/calibration.{json,png}")
+                        "seed 0; about 7 min of training on 2 idle CPU cores) and write figures/q2_data/calibration.{json,png}")
     args = p.parse_args(argv)
     unknown = [x for x in args.proteins if x not in PROTEINS]
     if unknown or args.n_seta < 5 or args.n_setb < 1:

@@ -151,19 +151,20 @@ def test_q2_3_quick_run_outputs(quick_figures):
     assert "| protein |" in (f / "q2_3" / "table.md").read_text()
 
 
-def test_results_table_and_figure_titles_give_each_seed_its_own_note_and_epochs():
+def test_results_table_gives_each_seed_its_own_note_and_titles_give_data_epochs_n_device_but_no_notes():
     run = lambda seed, note=None: {"seed": seed, "config": {"note": note} if note else {}}
     assert seed_notes([run(0, "alone"), run(1, "alone")]) == "alone"
     # a note that only seed 0 has must not read as if it described seeds 1 and 2 (RESULTS.md, figure titles)
     assert seed_notes([run(0, "rerun"), run(1, "shared"), run(2, "shared")]) == "seed 0: rerun; seeds 1, 2: shared"
     assert seed_notes([run(0, "rerun"), run(1)]) == "seed 0: rerun"
     assert seed_notes([run(0), run(1)]) == ""
-    rec = lambda seed, note=None: {**run(seed, note), "data": {"source": "sim", "md5": "0123456789"}, "epochs_run": 5,
-                                   "device_name": "cpu"}
-    assert run_label([rec(0, "alone"), rec(1, "alone")]).endswith("[alone]")
-    assert "differ by seed" in run_label([rec(0, "rerun"), rec(1, "shared")]) and "rerun" not in run_label([rec(0, "rerun"), rec(1)])
-    assert "[" not in run_label([rec(0), rec(1, "")])
-    assert "5 epochs" in run_label([rec(0)]) and "3–5 epochs run" in run_label([{**rec(0), "epochs_run": 3}, rec(1)])
+    rec = lambda seed, note=None, variant="a": {**run(seed, note), "data": {"source": "sim", "md5": "0123456789"},
+                                                "epochs_run": 5, "device_name": "cpu", "variant": variant}
+    assert run_label([rec(0, "alone"), rec(1, "alone")]) == "sim (01234567), 5 epochs, n = 2, cpu"   # notes: RESULTS.md
+    assert "rerun" not in run_label([rec(0, "rerun"), rec(1, "shared")])
+    assert "3–5 epochs run" in run_label([{**rec(0), "epochs_run": 3}, rec(1)])
+    assert "n = 2 per variant" in run_label([rec(0), rec(1), rec(0, variant="b"), rec(1, variant="b")])
+    assert "n = 2 a, 1 b" in run_label([rec(0), rec(1), rec(0, variant="b")])
 
 
 def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_figures, tmp_path):
@@ -171,12 +172,14 @@ def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_fig
     figs = tmp_path / "figures"
     shutil.copytree(f, figs)
     shutil.copytree(f / "q1_1", figs / "gpu" / "q1_1")
+    shutil.copytree(ROOT / "figures" / "q2_data", figs / "q2_data")   # the committed calibration record
     for png in figs.rglob("*.png"):
         png.unlink()
     out = run("make_figures.py", "--figures", str(figs))
     for name in ("q1_1/curves.png", "q1_2/curves.png", "q1_2/comparison.png", "gpu/q1_1/curves.png", "q2_1/loss_curves.png",
                  "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png", "q2_2/attention_maps.png", "q2_3/per_protein.png",
-                 "q1_softmax_study/outcomes.png", "q1_softmax_study/mechanism.png", "q1_softmax_study/gradients.png"):
+                 "q1_softmax_study/outcomes.png", "q1_softmax_study/mechanism.png", "q1_softmax_study/gradients.png",
+                 "q2_data/calibration.png"):
         assert (figs / name).stat().st_size > 10_000, name
     results = (figs / "RESULTS.md").read_text()
     assert "| q1_1 | logits |" in results and "Q2.2" in results and "Q2.3" in results and "wrote" in out
