@@ -19,38 +19,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from common.metrics import masked_mse, masked_spearman  # noqa: E402
-from common.models import BloodCNN  # noqa: E402
+import test_q1  # noqa: E402  -- the tests' own functions: the statistics are computed exactly as the tests do
+import test_q2  # noqa: E402
 from common.rna_models import RNACNN, RNALSTM  # noqa: E402
 from common.rnacompete import encode, one_hot  # noqa: E402
-from test_q2 import LSTM_STEPS, tiny_motif_data  # noqa: E402
 
 
 def cnn_tiny_batch(seed):
-    torch.manual_seed(seed)
-    x, y = torch.randn(32, 3, 28, 28), torch.arange(32) % 8
-    model = BloodCNN(pool=True)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(60):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-    return {"acc": float((model(x).argmax(1) == y).float().mean()), "loss": float(loss.detach())}
+    acc, loss = test_q1.cnn_tiny_batch(seed)
+    return {"acc": acc, "loss": loss}
 
 
 def lstm_tiny_motif(seed):
-    torch.manual_seed(seed)
-    x, valid, y = tiny_motif_data(seed)
-    model = RNALSTM(hidden=16, dropout=0.0)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(LSTM_STEPS):
-        opt.zero_grad()
-        loss = masked_mse(model(x, valid), y, torch.ones(len(y)))
-        loss.backward()
-        opt.step()
-    model.eval()
-    return {"spearman": masked_spearman(model(x, valid).detach(), y, torch.ones(len(y)))}
+    return {"spearman": test_q2.lstm_tiny_motif_spearman(seed)}
 
 
 def tolerance_diffs():
@@ -65,18 +46,8 @@ def tolerance_diffs():
         with torch.no_grad():
             out[f"padding_{name}"] = max(float((model(x, valid) - model(*longer)).abs().max()),
                                          float((model(x[:1], valid[:1]) - model(x[:1, :39], valid[:1, :39])).abs().max()))
-    torch.manual_seed(0)
-    m = RNALSTM(hidden=8).eval()
-    ref = torch.nn.LSTM(4, 8, batch_first=True, bidirectional=True)
-    with torch.no_grad():
-        for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            getattr(ref, n).copy_(getattr(m.fwd[0], n))
-            getattr(ref, n + "_reverse").copy_(getattr(m.bwd[0], n))
-        codes, valid = encode(["ACGU" * 10, "GGCAUGU" * 5, "UAGC" * 10 + "A"])
-        xx = one_hot(codes)
-        packed = torch.nn.utils.rnn.pack_padded_sequence(xx, valid.sum(1), batch_first=True, enforce_sorted=False)
-        o, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], batch_first=True, total_length=41)
-        out["packed_lstm"] = float((m.states(xx, valid) - o).abs().max())
+    ours, packed = test_q2.packed_lstm_pair()
+    out["packed_lstm"] = float((ours - packed).abs().max())
     return out
 
 
