@@ -9,7 +9,7 @@ from scipy import stats
 from .experiment import load_runs
 from .plots import COLORS, curve, finish, legend_below, plt, run_label, variant_runs
 from .runio import read_json, source_name
-from .stats import welch_diff
+from .stats import paired_diff, welch_diff
 
 
 def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
@@ -167,10 +167,20 @@ def plot_q2_3(exp_dir):
     ax.set_xticks(x, [r["protein"] for r in rows])
     ax.set_ylabel("test Spearman ρ (SetB)")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, loc="lower right")
+    legend_below(ax, ncol=3)
+    lines = []
+    for key, name in (("multi_seen", "seen"), ("multi_unseen", "held out")):
+        if all(r[key] is not None for r in rows):
+            d = paired_diff([r[key] for r in rows], [r["single"] for r in rows])
+            lines.append(f"multi ({name}) − single: {d['diff']:+.4f}, 95% CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]")
+    ax.text(0.01, 0.97, "\n".join(lines) + f"\n(paired t over {len(rows)} proteins)", transform=ax.transAxes, fontsize=8,
+            va="top", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
+    ax.set_ylim(0, max(max(r["single"], r["multi_seen"]) for r in rows) * 1.4)   # room above the bars for the text
     d = s["data"]
-    ax.set_title(f"Q2.3 multi-protein model — {d['source']} ({d['checksum'][:8]}), {s['encoder']} encoder, "
-                 f"{s['epochs']} epochs, seeds {s['seeds']}, {s['device']}", fontsize=9)
+    one = next(Path(exp_dir).glob("seed*/seen/metrics.json"), None) or next(Path(exp_dir).glob("seen/metrics.json"), None)
+    device = read_json(one)["device_name"] if one else s["device"]
+    ax.set_title(f"Q2.3 multi-protein model — {source_name(d)} ({d['checksum'][:8]}), {s['encoder']} encoder, "
+                 f"{s['epochs']} epochs, n = {len(s['seeds'])} seeds, {device}", fontsize=9)
     return finish(fig, exp_dir / "per_protein.png")
 
 
