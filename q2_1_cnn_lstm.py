@@ -43,7 +43,7 @@ from common.search import (FINISHED, fail_and_retry_orphans, finished, is_url, m
                            worker_device, worker_threads)
 from common.runio import (UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json,
                           write_text)
-from common.train import FitConfig, stop_on_sigterm
+from common.train import STOP, FitConfig, stop_on_sigterm
 
 EPOCHS = {"cnn": 25, "lstm": 50}
 
@@ -134,8 +134,9 @@ def make_objective(args, name, data, device, epochs, precision, runs, worker=0):
         _, result = train_rna(name, hp, lr, data, cfg, device, on_epoch=on_epoch)
         if result["interrupted"]:   # rerun whole with the same parameters by --resume (trials have no checkpoints)
             trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            raise SearchInterrupted(f"{name} trial {trial.number} stopped by SIGTERM after epoch {len(result['history'])}; "
-                                    f"it is marked FAIL and queued again: continue with the same command and --resume")
+            trial.set_user_attr("interrupted_after_epoch", len(result["history"]))
+            trial.study.stop()
+            return float("nan")   # Optuna marks the trial FAIL (one warning line, no traceback); run_trials then exits
         save_torch(runs / f"trial{trial.number}.pt", {"hp": hp, "lr": lr, "batch_size": batch_size,
                                                       "state": result["best_state"], "history": result["history"]})
         trial.set_user_attr("best_epoch", result["best"]["epoch"])
@@ -179,6 +180,9 @@ def run_trials(args, name, data, record, device, epochs, precision, runs):
     if need:
         study.optimize(make_objective(args, name, data, device, epochs, precision, runs), n_trials=need,
                        callbacks=[MaxTrialsCallback(args.trials, states=FINISHED)])
+    if STOP.is_set():
+        raise SearchInterrupted(f"{name} search stopped by SIGTERM at an epoch end; the running trial is marked FAIL and "
+                                f"queued again with its parameters: continue with the same command and --resume")
     return study
 
 

@@ -36,7 +36,7 @@ def stop_on_sigterm():
     checkpoint, and return from fit() with interrupted=True, instead of dying mid-epoch. Call from a script's main."""
     def handler(signum, frame):
         STOP.set()
-        print("\nSIGTERM: stopping at the end of this epoch (a checkpoint is written; continue with --resume)",
+        print("\nSIGTERM: stopping at the end of this epoch; continue later with the same command and --resume",
               file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, handler)
 

@@ -134,6 +134,25 @@ def test_sigterm_stops_at_an_epoch_end_and_resume_equals_an_uninterrupted_run(tm
     assert a["status"] == "complete" and no_times(a["history"]) == no_times(b["history"]) and a["test"] == b["test"]
 
 
+def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retries_it(tmp_path):
+    import pandas as pd
+    from common.simulate_rnacompete import simulate
+    simulate(tmp_path / "sim", seed=2, n_seta=600, n_setb=300, proteins=["RBFOX1"], preset="easy")
+    args = [sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "sim"), "--model", "cnn", "--quick", "--epochs",
+            "30", "--patience", "30", "--trials", "2", "--out-dir", str(tmp_path / "f"), "--run-dir", str(tmp_path / "r")]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_an_epoch(proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143 and "Traceback" not in err and "--resume" in err.splitlines()[-1]
+    resumed = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = pd.read_csv(tmp_path / "f" / "q2_1_quick" / "cnn" / "trials.csv")
+    assert list(trials.state) == ["FAIL", "COMPLETE", "COMPLETE"]
+    first, retry = trials.iloc[0], trials.iloc[1]          # the interrupted trial is rerun with its parameters
+    assert all(first[c] == retry[c] for c in trials.columns if c.startswith("params_"))
+
+
 @pytest.mark.parametrize("script", SCRIPTS + ["-m common.simulate_rnacompete"])
 def test_help_states_each_default_once(script):
     args = script.split() if script.startswith("-m") else [script]
