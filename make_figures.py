@@ -103,21 +103,31 @@ def study_rows(root):
     return rows + [""]
 
 
+def seed_cell(variant_dir):
+    """mean ± std (n, seeds) of test Spearman over a variant's retrained seeds, from its aggregate.json."""
+    path = Path(variant_dir) / "aggregate.json"
+    if not path.is_file():
+        return "—"
+    a = read_json(path)
+    m = a["metrics"]["test.spearman"]
+    return f"{m['mean']:.4f} ± {m['std']:.4f} (n = {m['n']}, seeds {a['seeds']})"
+
+
 def q2_rows(root):
     out = []
     recs = [(m, read_json(Path(root) / "q2_1" / m / "metrics.json")) for m in ("cnn", "lstm")
             if (Path(root) / "q2_1" / m / "metrics.json").is_file()]
     if recs:
         out += ["### Q2.1 (best trial of each search, test evaluated once)", "",
-                "| model | data | trials | max epochs | best epoch | val Spearman | test Spearman | test Pearson | test MSE | noise ceiling | test / ceiling | s/epoch | device |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| model | data | trials | max epochs | best epoch | val Spearman | test Spearman | test Pearson | test MSE | noise ceiling | test / ceiling | s/epoch | device | test Spearman, selected config retrained per seed |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, r in recs:
             c = r.get("noise_ceiling")
             ceiling, ratio = ("—", "—") if not c else (f"{c:.4f}", f"{r['test']['spearman'] / c:.3f}")
             out.append(f"| {m} | {source_name(r['data'])} ({r['data']['checksum'][:8]}) | {r['config']['search']['trials']} | "
                        f"{r['config']['epochs']} | {r['best']['epoch']} | {r['best']['val_spearman']:.4f} | {r['test']['spearman']:.4f} | "
                        f"{r['test']['pearson']:.4f} | {r['test']['mse']:.4f} | {ceiling} | {ratio} | "
-                       f"{r['seconds_per_epoch_median']:.2f} | {r['device_name']} |")
+                       f"{r['seconds_per_epoch_median']:.2f} | {r['device_name']} | {seed_cell(Path(root) / 'q2_1' / m)} |")
         out.append("")
     cf = Path(root) / "q2_1" / "cnn_filters.json"
     if cf.is_file():
