@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runio import md5_file, read_json, write_json
+from .runio import read_json, write_json
 
 ANCHOR_TABLE = [   # quantity on the real RBFOX1 data, value, source (issue 19)
     {"quantity": "best validation masked MSE (z-scored targets)", "real": "0.31-0.36 (report: BiLSTM 0.338, attention 0.356)",
@@ -119,5 +119,5 @@ def calibrate(data_dir="data/simulated", out_dir="figures/q2_data", models=("cnn
     write_json(out_dir / "calibration.json", out)
     from .plots_q2 import plot_calibration
     plot_calibration(out, out_dir / "calibration.png")
-    print(f"wrote {out_dir}/calibration.json and calibration.png (data md5 {md5_file(data_dir / 'norm_data.txt')})")
+    print(f"wrote {out_dir}/calibration.json and calibration.png (data md5 {out['data_checksum']})")
     return out
