@@ -129,6 +129,10 @@ def q2_rows(root):
                        f"{r['test']['pearson']:.4f} | {r['test']['mse']:.4f} | {ceiling} | {ratio} | "
                        f"{r['seconds_per_epoch_median']:.2f} | {r['device_name']} | {seed_cell(Path(root) / 'q2_1' / m)} |")
         out.append("")
+        defaults = [(m, seed_cell(Path(root) / "q2_1" / f"{m}_default")) for m in ("cnn", "lstm")]
+        if any(cell != "—" for _, cell in defaults):
+            out += ["The homework default configuration (trial 0 of each search) retrained per seed "
+                    "(`--retrain-default`), test Spearman: " + "; ".join(f"{m} {cell}" for m, cell in defaults) + ".", ""]
     cf = Path(root) / "q2_1" / "cnn_filters.json"
     if cf.is_file():
         c = read_json(cf)

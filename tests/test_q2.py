@@ -247,6 +247,15 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
     s0 = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "seed0" / "metrics.json").read_text())
     searched = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text())
     assert s0["config"]["hp"] == searched["config"]["hp"] and s0["seed"] == 0
+    # --retrain-default: the homework default per seed; on seed 0 it is the search's trial 0, epoch for epoch
+    ok = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
+                         "--retrain-default", "--seeds", "0", *out], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    d0 = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text())
+    assert d0["variant"] == "cnn_default" and d0["config"]["hp"] == {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2}
+    assert (d0["config"]["lr"], d0["config"]["batch_size"]) == (1e-3, 64) and searched["config"]["search"]["best_trial"] == 0
+    assert [h["val_spearman"] for h in d0["history"]] == [h["val_spearman"] for h in searched["history"]]
+    assert d0["test"] == searched["test"]
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--retrain-selected", "--seeds", "0",
                           "--out-dir", str(tmp_path / "empty"), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "run the search first" in bad.stderr and "Traceback" not in bad.stderr

@@ -129,6 +129,21 @@ def test_comparisons_refuse_runs_of_different_lengths(tmp_path):
     assert verdict(q21) == "significant" and q21["n_a"] == 2
 
 
+def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
+    """Tuned vs the homework default is one protocol (same epochs); BiLSTM vs CNN compares two budgets by design."""
+    from common.compare import comparisons, verdict
+    write_runs(tmp_path, "q2_1/cnn", [0.612, 0.607, 0.609], [25, 25, 25])
+    write_runs(tmp_path, "q2_1/cnn_default", [0.577, 0.570, 0.574], [25, 25, 25])
+    write_runs(tmp_path, "q2_1/lstm_default", [0.613, 0.610, 0.615], [50, 50, 50])
+    by = {c["comparison"]: c for c in comparisons(tmp_path)}
+    assert set(by) == {"Q2.1: tuned CNN vs homework default", "Q2.1: BiLSTM vs CNN, homework defaults"}
+    tuned = by["Q2.1: tuned CNN vs homework default"]
+    assert tuned["diff"] == pytest.approx(0.609333 - 0.573667, abs=1e-6) and verdict(tuned) == "significant"
+    assert by["Q2.1: BiLSTM vs CNN, homework defaults"]["ci95"] is not None
+    write_runs(tmp_path, "q2_1/lstm", [0.62, 0.62], [50, 40])
+    assert "not comparable" in verdict(next(c for c in comparisons(tmp_path) if c["comparison"] == "Q2.1: tuned BiLSTM vs homework default"))
+
+
 @pytest.mark.parametrize("counts, published", [
     ((56, 70, 48, 80), [0.0524, 0.3339]),    # Newcombe (1998), Stat Med 17:873, Table II, method 10
     ((9, 10, 3, 10), [0.1705, 0.8090]),
