@@ -53,6 +53,7 @@ def comparisons(root):
             stats.update(ci95=None, p=None, significant=None, not_comparable=mismatch)
         out.append({"comparison": label, "metric": metric, "a": a, "b": b, "seeds_a": [s for s, *_ in va],
                     "seeds_b": [s for s, *_ in vb], **stats})
+    out += convergence_comparisons(root)
     out += study_comparisons(root)
     q23 = root / "q2_3" / "summary.json"
     if q23.is_file():
@@ -64,6 +65,43 @@ def comparisons(root):
                 stats = paired_diff([r[col] for r in rows], [r["single"] for r in rows])
                 out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman, paired over {len(rows)} proteins "
                             f"(seeds {s['seeds']})", "a": f"q2_3 {col}", "b": "q2_3 single", **stats})
+    return out
+
+
+def first_epoch_at(history, threshold):
+    """The first epoch whose validation Spearman reaches threshold, or None if none does."""
+    return next((h["epoch"] for h in history if h["val_spearman"] >= threshold), None)
+
+
+def convergence_comparisons(root):
+    """Q2.2's convergence question: epochs to each fixed validation-Spearman threshold of its summary.json,
+    attention minus mean pooling over seeds (Welch). A threshold that some seed never reached is listed without an
+    interval (the epoch count is censored there), naming those seeds."""
+    path = Path(root) / "q2_2" / "summary.json"
+    if not path.is_file():
+        return []
+    thresholds = read_json(path).get("thresholds") or []
+    runs = {v: [r for r in load_runs(Path(root) / "q2_2" / v) if r.get("status") == "complete"]
+            for v in ("lstm_attention", "lstm")}
+    if not all(runs.values()):
+        return []
+    budgets = sorted({r["config"]["epochs"] for rs in runs.values() for r in rs})
+    out = []
+    for t in thresholds:
+        firsts = {v: [(r["seed"], first_epoch_at(r["history"], t)) for r in rs] for v, rs in runs.items()}
+        a, b = ([e for _, e in firsts[v]] for v in ("lstm_attention", "lstm"))
+        never = [f"{v} seed {s}" for v, fs in firsts.items() for s, e in fs if e is None]
+        c = {"comparison": "Q2.2: attention vs mean pooling, convergence",
+             "metric": f"epochs until validation Spearman ≥ {t}", "a": "q2_2/lstm_attention", "b": "q2_2/lstm",
+             "seeds_a": [s for s, _ in firsts["lstm_attention"]], "seeds_b": [s for s, _ in firsts["lstm"]],
+             "epochs_a": a, "epochs_b": b}
+        why = (f"runs of different lengths (epochs {budgets}); rerun them to one protocol" if len(budgets) > 1 else
+               f"not reached within {budgets[0]} epochs by {', '.join(never)}" if never else None)
+        if why:   # no difference of means: one side's epoch counts are missing or censored
+            c.update(n_a=len(a), n_b=len(b), diff=None, method="—", ci95=None, p=None, significant=None, not_comparable=why)
+        else:
+            c.update(welch_diff(a, b))
+        out.append(c)
     return out
 
 
@@ -104,6 +142,7 @@ def comparison_rows(comps):
         n = f"{c['n']} pairs" if "n" in c else f"{c['n_a']}, {c['n_b']}"
         ci = "—" if c.get("ci95") is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
         means = ("—", "—") if "mean_a" not in c else (f"{c['mean_a']:.4f}", f"{c['mean_b']:.4f}")
-        rows.append(f"| {c['comparison']} | {c['metric']} | {n} | {means[0]} | {means[1]} | {c['diff']:+.4f} | {ci} | "
+        diff = "—" if c.get("diff") is None else f"{c['diff']:+.4f}"
+        rows.append(f"| {c['comparison']} | {c['metric']} | {n} | {means[0]} | {means[1]} | {diff} | {ci} | "
                     f"{c['method']} | {verdict(c)} |")
     return rows

@@ -91,35 +91,74 @@ def test_points(ax, values):
 
 
 def plot_q2_2_curves(exp_dir):
-    """Train/val loss and val Spearman per epoch, with and without attention (mean ± std over seeds), and test bars."""
+    """Train/val loss and val Spearman per epoch, with and without attention (mean and range over seeds); the
+    convergence answer (epochs to each fixed validation threshold, each seed a point); test Spearman per seed."""
     exp_dir = Path(exp_dir)
     runs = variant_runs(exp_dir, ("lstm", "lstm_attention"))
     summary = read_json(exp_dir / "summary.json")
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    thresholds = summary.get("thresholds") or []
+    fig, axes = plt.subplots(2, 2, figsize=(13, 10.5))
+    (ax_loss, ax_sp), (ax_conv, ax_test) = axes
     for v, recs in runs.items():
-        curve(axes[0], recs, "train_loss", f"{v} train", COLORS[v])
-        curve(axes[0], recs, "val_loss", f"{v} validation", COLORS[v])
-        axes[0].lines[-1].set_linestyle("--")
-        curve(axes[1], recs, "val_spearman", v, COLORS[v])
-    axes[1].axhline(summary["threshold"], color="gray", ls=":", label=f"threshold {summary['threshold']:.3f}")
-    for v, s in summary["variants"].items():
-        firsts = [f for f in s["first_epoch_at_threshold"] if f]
-        if firsts:
-            axes[1].axvline(np.mean(firsts), color=COLORS[v], ls=":", alpha=0.7)
-    axes[0].set(xlabel="epoch", ylabel="masked MSE")
-    axes[0].set_title("masked MSE (solid train, dashed validation)", fontsize=10)
-    axes[1].set(xlabel="epoch", ylabel="Spearman ρ")
-    axes[1].set_title("validation Spearman (dotted: mean first epoch ≥ threshold)", fontsize=10)
-    test_points(axes[2], {v: summary["variants"][v]["test_spearman"] for v in summary["variants"]})
-    axes[2].set_title("test Spearman at the best validation epoch", fontsize=10)
-    for ax in axes:
+        curve(ax_loss, recs, "train_loss", f"{v} train", COLORS[v])
+        curve(ax_loss, recs, "val_loss", f"{v} validation", COLORS[v])
+        ax_loss.lines[-1].set_linestyle("--")
+        curve(ax_sp, recs, "val_spearman", v, COLORS[v])
+    for t in thresholds:
+        ax_sp.axhline(t, color="gray", ls=":", lw=0.8)
+    ax_loss.set(xlabel="epoch", ylabel="masked MSE")
+    ax_loss.set_title("masked MSE (solid train, dashed validation)", fontsize=10)
+    ax_sp.set(xlabel="epoch", ylabel="Spearman ρ")
+    ax_sp.set_title("validation Spearman (dotted: the fixed thresholds)", fontsize=10)
+    convergence_points(ax_conv, runs, thresholds, summary["epochs"])
+    test_points(ax_test, {v: summary["variants"][v]["test_spearman"] for v in summary["variants"]})
+    ax_test.set_title("test Spearman at the best validation epoch", fontsize=10)
+    for ax in axes.flat:
         ax.grid(alpha=0.3)
-    legend_below(axes[0])
-    legend_below(axes[1])
+    legend_below(ax_loss)
+    legend_below(ax_sp)
     every = [r for recs in runs.values() for r in recs]
     fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(every)}",
-                 y=1.02)
+                 y=1.0)
+    fig.tight_layout()
     return finish(fig, exp_dir / "curves.png")
+
+
+def convergence_points(ax, runs, thresholds, epochs):
+    """Epochs until validation Spearman first reaches each fixed threshold: one point per seed and variant (side by
+    side), the variant's mean as a bar; a seed that never reached it is an open marker above the budget."""
+    names = list(runs)
+    width = 0.8 / max(len(names), 1)
+    for i, t in enumerate(thresholds):   # the last variant minus the first, with its Welch CI, above each group
+        a, b = ([next((h["epoch"] for h in r["history"] if h["val_spearman"] >= t), None) for r in runs[v]]
+                for v in (names[-1], names[0]))
+        if len(names) > 1 and None not in a + b:
+            d = welch_diff(a, b)
+            ci = "" if d["ci95"] is None else f"\n[{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+            ax.text(i, epochs * 1.12 + 2.5, f"Δ {d['diff']:+.1f}{ci}", ha="center", va="top", fontsize=7)
+    for j, v in enumerate(names):
+        for i, t in enumerate(thresholds):
+            firsts = [next((h["epoch"] for h in r["history"] if h["val_spearman"] >= t), None) for r in runs[v]]
+            x = i + (j - (len(names) - 1) / 2) * width
+            reached = [f for f in firsts if f is not None]
+            jitter = np.linspace(-width / 4, width / 4, len(firsts)) if len(firsts) > 1 else [0.0]
+            for dx, f in zip(jitter, firsts):
+                if f is None:
+                    ax.plot(x + dx, epochs + 1, "^", mfc="none", color=COLORS[v], ms=6)
+                else:
+                    ax.plot(x + dx, f, "o", color=COLORS[v], ms=5, alpha=0.8)
+            if reached and len(reached) == len(firsts):
+                ax.hlines(np.mean(reached), x - width / 2.4, x + width / 2.4, color=COLORS[v], lw=2)
+        ax.plot([], [], "o", color=COLORS[v], label=f"{v}: each seed (line: mean)")
+    ax.plot([], [], "^", mfc="none", color="gray", label=f"not reached in {epochs} epochs")
+    ax.axhline(epochs, color="gray", ls="--", lw=0.8)
+    ax.set_xticks(range(len(thresholds)), [f"≥ {t:g}" for t in thresholds])
+    ax.set_xlim(-0.6, len(thresholds) - 0.4)
+    ax.set(xlabel="validation Spearman threshold (fixed before the runs)", ylabel="first epoch at the threshold")
+    ax.set_ylim(0, epochs * 1.12 + 3)
+    ax.set_title(f"convergence: epochs to each threshold, per seed (Δ: {names[-1]} − {names[0]}, Welch 95% CI)"
+                 if len(names) > 1 else "convergence: epochs to each threshold, per seed", fontsize=10)
+    legend_below(ax)
 
 
 def plot_attention_maps(exp_dir):

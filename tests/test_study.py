@@ -144,6 +144,27 @@ def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
     assert "not comparable" in verdict(next(c for c in comparisons(tmp_path) if c["comparison"] == "Q2.1: tuned BiLSTM vs homework default"))
 
 
+def test_convergence_comparisons_per_fixed_threshold(tmp_path):
+    """Q2.2's convergence: epochs to each fixed threshold, attention - mean (Welch); a threshold some seed never
+    reached gets no interval and names that seed."""
+    from common.compare import comparisons, verdict
+    curves = {"lstm": [[0.40, 0.52, 0.56, 0.59], [0.45, 0.50, 0.57, 0.58], [0.30, 0.51, 0.55, 0.57]],
+              "lstm_attention": [[0.51, 0.56, 0.58, 0.60], [0.52, 0.57, 0.59, 0.61], [0.50, 0.55, 0.60, 0.60]]}
+    for v, cs in curves.items():
+        for seed, c in enumerate(cs):
+            p = tmp_path / "q2_2" / v / f"seed{seed}" / "metrics.json"
+            p.parent.mkdir(parents=True)
+            p.write_text(json.dumps({"status": "complete", "seed": seed, "config": {"epochs": 4}, "test": {"spearman": c[-1]},
+                                     "history": [{"epoch": e + 1, "val_spearman": x} for e, x in enumerate(c)]}))
+    (tmp_path / "q2_2" / "summary.json").write_text(json.dumps({"thresholds": [0.50, 0.55, 0.59]}))
+    conv = [c for c in comparisons(tmp_path) if c["comparison"].endswith("convergence")]
+    assert [c["metric"].split("≥ ")[1] for c in conv] == ["0.5", "0.55", "0.59"]
+    assert conv[0]["epochs_a"] == [1, 1, 1] and conv[0]["epochs_b"] == [2, 2, 2] and conv[0]["diff"] == -1.0
+    assert conv[1]["epochs_a"] == [2, 2, 2] and conv[1]["epochs_b"] == [3, 3, 3]
+    assert conv[2]["ci95"] is None and verdict(conv[2]) == "not comparable: not reached within 4 epochs by lstm seed 1, lstm seed 2"
+    assert conv[2]["epochs_b"] == [4, None, None]
+
+
 @pytest.mark.parametrize("counts, published", [
     ((56, 70, 48, 80), [0.0524, 0.3339]),    # Newcombe (1998), Stat Med 17:873, Table II, method 10
     ((9, 10, 3, 10), [0.1705, 0.8090]),
