@@ -124,30 +124,54 @@ def study_of(args, name, record, epochs, runs, worker=0, fresh=False):
     return study
 
 
+def trial_checkpoint(runs, trial):
+    """This trial's per-epoch checkpoint (runs/trial<N>.ckpt). A retry of a trial that SIGTERM or a crash stopped
+    takes over the checkpoint of the trial it retries, so it continues from that epoch instead of epoch 1 (the
+    checkpoint holds weights, Adam state and RNG state: the same history as an uninterrupted trial)."""
+    path = runs / f"trial{trial.number}.ckpt"
+    src = trial.user_attrs.get("retry_of")
+    if src is not None and (runs / f"trial{src}.ckpt").is_file() and not path.is_file():
+        (runs / f"trial{src}.ckpt").rename(path)
+    return path
+
+
 def make_objective(args, name, data, device, epochs, precision, runs, worker=0):
     def objective(trial):
         hp, lr, batch_size = suggest(trial, name)
         cfg = FitConfig(epochs=epochs, batch_size=batch_size, seed=args.seed, select="val_spearman",
                         patience=args.patience, precision=precision)
         trial.set_user_attr("worker", worker)
+        ckpt = trial_checkpoint(runs, trial)
+        resume = ckpt.is_file()
+        reported = set()
 
         def on_epoch(result):
             r = result["history"][-1]
             print(f"{name} trial {trial.number:2d} (worker {worker}) epoch {r['epoch']:2d}/{epochs} loss {r['train_loss']:.4f} "
                   f"val_loss {r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
-            trial.report(r["val_spearman"], r["epoch"])
+            for h in result["history"]:   # after a resume, also the epochs the checkpoint brought (for the pruner)
+                if h["epoch"] not in reported:
+                    trial.report(h["val_spearman"], h["epoch"])
+                    reported.add(h["epoch"])
             if trial.should_prune():
+                ckpt.unlink(missing_ok=True)
                 raise optuna.TrialPruned()
 
         seed_everything(args.seed)
-        _, result = train_rna(name, hp, lr, data, cfg, device, on_epoch=on_epoch)
-        if result["interrupted"]:   # rerun whole with the same parameters by --resume (trials have no checkpoints)
+        if resume:
+            print(f"{name} trial {trial.number}: continuing trial {trial.user_attrs.get('retry_of')} from its checkpoint "
+                  f"{ckpt}", flush=True)
+        _, result = train_rna(name, hp, lr, data, cfg, device, on_epoch=on_epoch, ckpt=ckpt, resume=resume)
+        if resume:
+            trial.set_user_attr("resumed_after_epoch", len(result["history"]) - result["epochs_trained"])
+        if result["interrupted"]:   # --resume reruns it with the same parameters, from its checkpoint
             trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             trial.set_user_attr("interrupted_after_epoch", len(result["history"]))
             trial.study.stop()
             return float("nan")   # Optuna marks the trial FAIL (one warning line, no traceback); run_trials then exits
         save_torch(runs / f"trial{trial.number}.pt", {"hp": hp, "lr": lr, "batch_size": batch_size,
                                                       "state": result["best_state"], "history": result["history"]})
+        ckpt.unlink(missing_ok=True)
         trial.set_user_attr("best_epoch", result["best"]["epoch"])
         trial.set_user_attr("epochs_run", len(result["history"]))
         return result["best"]["val_spearman"]
@@ -191,7 +215,7 @@ def run_trials(args, name, data, record, device, epochs, precision, runs):
                        callbacks=[MaxTrialsCallback(args.trials, states=FINISHED)])
     if STOP.is_set():
         raise SearchInterrupted(f"{name} search stopped by SIGTERM at an epoch end; the running trial is marked FAIL and "
-                                f"queued again with its parameters: continue with the same command and --resume")
+                                f"queued again with its parameters and checkpoint: continue with the same command and --resume")
     return study
 
 

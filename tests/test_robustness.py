@@ -136,6 +136,7 @@ def test_sigterm_stops_at_an_epoch_end_and_resume_equals_an_uninterrupted_run(tm
 
 def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retries_it(tmp_path):
     import pandas as pd
+    import torch
     from common.simulate_rnacompete import simulate
     simulate(tmp_path / "sim", seed=2, n_seta=600, n_setb=300, proteins=["RBFOX1"], preset="easy")
     args = [sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "sim"), "--model", "cnn", "--quick", "--epochs",
@@ -151,6 +152,18 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
     assert list(trials.state) == ["FAIL", "COMPLETE", "COMPLETE"]
     first, retry = trials.iloc[0], trials.iloc[1]          # the interrupted trial is rerun with its parameters
     assert all(first[c] == retry[c] for c in trials.columns if c.startswith("params_"))
+    # ... from its checkpoint, and it ends exactly as the same trial run without an interruption
+    assert retry["user_attrs_retry_of"] == 0 and 1 <= retry["user_attrs_resumed_after_epoch"] < 30
+    assert "continuing trial 0 from its checkpoint" in resumed.stdout
+    assert not list((tmp_path / "r").rglob("*.ckpt"))     # finished trials leave no checkpoint behind
+    plain = [a if a != str(tmp_path / "r") else str(tmp_path / "r2") for a in args]
+    plain = [a if a != str(tmp_path / "f") else str(tmp_path / "f2") for a in plain]
+    assert subprocess.run(plain, cwd=ROOT, capture_output=True, text=True, timeout=300).returncode == 0
+    uninterrupted = pd.read_csv(tmp_path / "f2" / "q2_1_quick" / "cnn" / "trials.csv").iloc[0]
+    assert retry["value"] == uninterrupted["value"]
+    a = torch.load(tmp_path / "r" / "q2_1_quick" / "cnn" / "trial1.pt", weights_only=False)
+    b = torch.load(tmp_path / "r2" / "q2_1_quick" / "cnn" / "trial0.pt", weights_only=False)
+    assert no_times(a["history"]) == no_times(b["history"]) and all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
 
 
 @pytest.mark.parametrize("script", SCRIPTS + ["-m common.simulate_rnacompete"])
