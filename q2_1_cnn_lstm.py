@@ -37,7 +37,7 @@ import torch
 from optuna.study import MaxTrialsCallback
 
 from common.cli import HelpFormatter, add_common_args, positive_int, resolve_precision, seed_everything, setup_device
-from common.experiment import experiment_name, guard_finished, lock_run, metrics_record, write_aggregate
+from common.experiment import experiment_name, guard_finished, kept_record, lock_run, metrics_record, write_aggregate
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
@@ -260,7 +260,8 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
     ceiling = record.get("noise_ceiling")
     rec = metrics_record(experiment, name, config, record, device, args.seed, sum(p.numel() for p in model.parameters()),
                          result, started, extra={"status": "complete", "test": test, "noise_ceiling": ceiling,
-                                                 "search_seconds": time.time() - started})
+                                                 "search_seconds": time.time() - started,   # this call's wall time
+                                                 "trial_seconds_total": trial_seconds(study)})
     write_json(out / "metrics.json", rec)
     if args.seeds:   # seed variance of the selected configuration: retrain it once per seed
         retrain_seeds(args, name, config, record, data, device, experiment, rec["params"])
@@ -268,6 +269,13 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
     return rec
+
+
+def trial_seconds(study):
+    """Wall seconds of every trial of the study that ran to an end (complete, pruned or failed), summed: the search's
+    cost across all the calls and sessions that --resume joined (search_seconds counts only the last call)."""
+    return float(sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
+                     if t.datetime_start and t.datetime_complete))
 
 
 def best_trial_weights(args, name, best, data, device, epochs, precision, runs):
@@ -295,20 +303,27 @@ def retrain_seeds(args, name, config, record, data, device, experiment, params, 
     out = Path(args.out_dir) / experiment / variant
     ceiling = record.get("noise_ceiling")
     for seed in args.seeds:
-        guard_finished(out / f"seed{seed}" / "metrics.json", args)
+        path = out / f"seed{seed}" / "metrics.json"
+        guard_finished(path, args)
+        ckpt = Path(args.run_dir) / experiment / variant / f"seed{seed}" / "checkpoint.pt"
         seed_everything(seed)
         cfg = FitConfig(epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, select="val_spearman",
                         patience=args.patience, precision=config["precision"])
         t0 = time.time()
-        m, res = train_rna(name, config["hp"], config["lr"], data, cfg, device)
-        if res["interrupted"]:   # seed retrains keep no checkpoint: this seed starts over
-            flag = "--retrain-default" if variant.endswith("_default") else "--retrain-selected"
-            raise SearchInterrupted(f"{variant} seed {seed} retrain stopped by SIGTERM after epoch {len(res['history'])} (seeds "
-                                    f"finished before it are saved); rerun it with {flag} --seeds {seed}")
+        m, res = train_rna(name, config["hp"], config["lr"], data, cfg, device, ckpt=ckpt,
+                           resume=args.resume and ckpt.is_file())
+        if res["interrupted"]:   # its checkpoint is kept: --resume continues this seed from that epoch
+            raise SearchInterrupted(f"{variant} seed {seed} stopped by SIGTERM after epoch {len(res['history'])} (its "
+                                    f"checkpoint and the seeds finished before it are saved); continue with the same "
+                                    f"command and --resume")
+        test = test_report(m, res["best_state"], data["test"])
+        seed_rec = kept_record(path, res)
+        if seed_rec is not None:
+            print(f"{variant} seed {seed}: finished earlier ({len(res['history'])} epochs); its metrics are kept")
+            continue
         seed_rec = metrics_record(experiment, variant, {**config, "seed": seed}, record, device, seed, params, res, t0,
-                                  extra={"status": "complete", "test": test_report(m, res["best_state"], data["test"]),
-                                         "noise_ceiling": ceiling})
-        write_json(out / f"seed{seed}" / "metrics.json", seed_rec)
+                                  extra={"status": "complete", "test": test, "noise_ceiling": ceiling})
+        write_json(path, seed_rec)
         print(f"{variant} seed {seed}: val Spearman {res['best']['val_spearman']:.4f} (epoch {res['best']['epoch']}), "
               f"test Spearman {seed_rec['test']['spearman']:.4f}, {seed_rec['seconds_per_epoch_median']:.1f} s/epoch", flush=True)
     agg = write_aggregate(out, ["test.spearman", "test.pearson", "test.mse", "best.val_spearman"])

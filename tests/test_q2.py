@@ -256,6 +256,12 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
     assert (d0["config"]["lr"], d0["config"]["batch_size"]) == (1e-3, 64) and searched["config"]["search"]["best_trial"] == 0
     assert [h["val_spearman"] for h in d0["history"]] == [h["val_spearman"] for h in searched["history"]]
     assert d0["test"] == searched["test"]
+    # each seed keeps a checkpoint: --resume meets the finished seed and keeps its metrics file as it is
+    before = (tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text()
+    again = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
+                            "--retrain-default", "--seeds", "0", "--resume", *out], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "finished earlier" in again.stdout, again.stderr
+    assert (tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text() == before
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--retrain-selected", "--seeds", "0",
                           "--out-dir", str(tmp_path / "empty"), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "run the search first" in bad.stderr and "Traceback" not in bad.stderr
