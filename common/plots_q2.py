@@ -26,7 +26,11 @@ def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
         legend_below(ax)
     ax = axes[-1]
     for m, recs in runs.items():
-        curve(ax, recs, "val_spearman", m, COLORS.get(m, "k"))
+        curve(ax, recs, "val_spearman", m + " (tuned)", COLORS.get(m, "k"))
+        defaults = [r for r in load_runs(Path(exp_dir) / f"{m}_default") if r.get("status") == "complete"]
+        if defaults:   # the homework default retrained per seed (--retrain-default): what the search gained
+            curve(ax, defaults, "val_spearman", f"{m} homework default", COLORS.get(m, "k"))
+            ax.lines[-1].set_linestyle("--")
     r0 = next(iter(runs.values()))[0]
     ceiling = r0.get("noise_ceiling")
     if ceiling:
@@ -40,7 +44,8 @@ def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
     ax.grid(alpha=0.3)
     legend_below(ax)
     every = [r for recs in runs.values() for r in recs]
-    fig.suptitle(f"{title}: each search's selected configuration, retrained per seed — {run_label(every)}", y=1.03)
+    fig.suptitle(f"{title}: each search's selected configuration (dashed: the homework default), retrained per seed\n"
+                 f"{run_label(every)}", y=1.06)
     return finish(fig, Path(exp_dir) / "loss_curves.png")
 
 
