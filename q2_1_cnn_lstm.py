@@ -310,8 +310,14 @@ def retrain_seeds(args, name, config, record, data, device, experiment, params, 
         cfg = FitConfig(epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, select="val_spearman",
                         patience=args.patience, precision=config["precision"])
         t0 = time.time()
+
+        def on_epoch(result):
+            r = result["history"][-1]
+            print(f"{variant} seed {seed} epoch {r['epoch']:2d}/{cfg.epochs} loss {r['train_loss']:.4f} val_loss "
+                  f"{r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
+
         m, res = train_rna(name, config["hp"], config["lr"], data, cfg, device, ckpt=ckpt,
-                           resume=args.resume and ckpt.is_file())
+                           resume=args.resume and ckpt.is_file(), on_epoch=on_epoch)
         if res["interrupted"]:   # its checkpoint is kept: --resume continues this seed from that epoch
             raise SearchInterrupted(f"{variant} seed {seed} stopped by SIGTERM after epoch {len(res['history'])} (its "
                                     f"checkpoint and the seeds finished before it are saved); continue with the same "
