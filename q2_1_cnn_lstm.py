@@ -252,7 +252,8 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
     history = saved["history"]
     best_epoch = max(history, key=lambda h: h["val_spearman"])
     config = {**vars(args), "model": name, "epochs": epochs, "precision": precision, "hp": saved["hp"], "lr": saved["lr"],
-              "batch_size": saved["batch_size"], "search": {"trials": len(study.trials), "best_trial": best.number,
+              "batch_size": saved["batch_size"], "search": {"trials": finished(study), "best_trial": best.number,
+              "failed_and_retried": len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))),
               "sampler": "TPE", "pruner": "median", "study": study_name,
               "storage": "database" if is_url(args.storage or "") else "journal file", "workers": args.workers}}
     config["storage"] = redact(args.storage)

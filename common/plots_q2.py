@@ -66,7 +66,10 @@ def plot_search(exp_dir, model):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best validation Spearman")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"Q2.1 {model} hyperparameter search ({len(trials)} trials, TPE) — {run_label([rec])}", fontsize=10)
+    done = trials.state.isin(["COMPLETE", "PRUNED"])
+    failed = int((trials.state == "FAIL").sum())   # stopped (SIGTERM, a crash) and retried with the same parameters
+    fig.suptitle(f"Q2.1 {model} hyperparameter search ({int(done.sum())} trials, TPE"
+                 f"{f'; {failed} interrupted and retried' if failed else ''}) — {run_label([rec])}", fontsize=10)
     return finish(fig, Path(exp_dir) / f"search_{model}.png")
 
 

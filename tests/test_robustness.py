@@ -150,6 +150,8 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
     assert resumed.returncode == 0, resumed.stderr
     trials = pd.read_csv(tmp_path / "f" / "q2_1_quick" / "cnn" / "trials.csv")
     assert list(trials.state) == ["FAIL", "COMPLETE", "COMPLETE"]
+    search = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text())["config"]["search"]
+    assert (search["trials"], search["failed_and_retried"]) == (2, 1)   # the budget counts finished trials only
     first, retry = trials.iloc[0], trials.iloc[1]          # the interrupted trial is rerun with its parameters
     assert all(first[c] == retry[c] for c in trials.columns if c.startswith("params_"))
     # ... from its checkpoint, and it ends exactly as the same trial run without an interruption
