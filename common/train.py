@@ -165,6 +165,7 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
     says that SIGTERM (stop_on_sigterm) stopped the run before cfg.epochs."""
     generator = torch.Generator().manual_seed(cfg.seed)
     history, best, best_state, start = [], {"epoch": 0, cfg.select: float("-inf")}, None, 1
+    stopped_early = False
     if resume and ckpt_path and Path(ckpt_path).is_file():
         ck = load_torch(ckpt_path, "run without --resume (and with --force if a finished metrics.json is there) to start "
                         "this run over, or delete the file", map_location=device, weights_only=False)
@@ -179,11 +180,12 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
         if ck["epoch"] > cfg.epochs:
             raise UserError(f"--resume: {ckpt_path} already ran {ck['epoch']} epochs, more than --epochs {cfg.epochs}; "
                             f"pass --epochs {ck['epoch']} or more, or run without --resume to start afresh")
-        if ck.get("stopped_early"):
-            start = cfg.epochs + 1
+        if ck.get("stopped_early"):   # a finished run: nothing to train, and it stays early-stopped
+            start, stopped_early = cfg.epochs + 1, True
     elif resume and ckpt_path:
         raise UserError(f"--resume: no checkpoint at {ckpt_path}; run without --resume to start this run")
-    stopped_early = stopped_at_deadline = interrupted = False
+    stopped_at_deadline = interrupted = False
+    trained = 0
     graphed = None
     if cfg.cuda_graphs and start <= cfg.epochs:   # after a resume: capture with the restored weights and state
         graphed = graphed_step(model, optimizer, loss_of_batch, cfg.batch_size, device, cfg.precision)
@@ -203,6 +205,7 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
         row = {"epoch": epoch, "train_loss": train_loss, **metrics,
                "seconds": t2 - t0, "train_seconds": t1 - t0, "eval_seconds": t2 - t1}
         history.append(row)
+        trained += 1
         if metrics[cfg.select] > best[cfg.select]:
             best = {"epoch": epoch, cfg.select: metrics[cfg.select]}
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -215,12 +218,12 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
                                    "rng": _rng_state(generator), "history": history, "best": best,
                                    "best_state": best_state, "stopped_early": stopped_early})
         result = {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
-                  "epochs_trained": epoch - start + 1}
+                  "epochs_trained": trained}
         if on_epoch:
             on_epoch(result)
         if stopped_early or stopped_at_deadline or interrupted:
             break
     return {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
             "stopped_at_deadline": stopped_at_deadline, "interrupted": interrupted,
-            "epochs_trained": len(history) - (start - 1)}
+            "epochs_trained": trained}
 

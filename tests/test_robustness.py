@@ -176,3 +176,26 @@ def test_help_states_each_default_once(script):
     options = " ".join(out.stdout.split()).split(" -")          # one chunk of text per flag
     assert [o for o in options if o.count("(default") > 1] == []
     assert "(default" in out.stdout
+
+
+def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(tmp_path):
+    """--resume meeting a run that early stopping ended: 0 epochs trained (so its metrics file is kept as it
+    is), stopped_early still True, the same history and selection."""
+    import torch
+    from common.train import FitConfig, fit
+    x, y = torch.randn(64, 3), torch.randn(64)
+
+    def run(resume):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss = lambda m, idx: ((m(x[idx]).squeeze(-1) - y[idx]) ** 2).mean()
+        score = iter([0.5, 0.4, 0.3, 0.2, 0.1] * 2)   # best at epoch 1, so patience 2 stops after epoch 3
+        cfg = FitConfig(epochs=10, batch_size=16, seed=0, select="score", patience=2)
+        return fit(model, opt, loss, 64, lambda m: {"score": next(score)}, cfg, "cpu", tmp_path / "ck.pt", resume)
+
+    first = run(False)
+    assert first["stopped_early"] and len(first["history"]) == 3 and first["epochs_trained"] == 3
+    again = run(True)
+    assert again["epochs_trained"] == 0 and again["stopped_early"] and again["history"] == first["history"]
+    assert again["best"] == first["best"]
