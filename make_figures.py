@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.compare import comparison_rows, comparisons
+from common.compare import comparison_rows, comparisons, first_epoch_at
 from common.experiment import aggregate, load_runs, seed_notes
 from common.plots import plot_q1_comparison, plot_q1_curves
 from common.plots_q2 import (plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_2_curves, plot_q2_3,
@@ -153,7 +153,7 @@ def q2_rows(root):
                 "| threshold | " + " | ".join(s["variants"]) + " |", "|---|" + "---|" * len(s["variants"])]
         hist = {v: [r["history"] for r in load_runs(Path(root) / "q2_2" / v)] for v in s["variants"]}
         for t in s.get("thresholds", (0.74, 0.75, 0.76, 0.765, 0.77, 0.775)):   # fixed thresholds (summary), else the easy preset's
-            cells = [str([next((h["epoch"] for h in hs if h["val_spearman"] >= t), None) for hs in hist[v]]) for v in s["variants"]]
+            cells = [str([first_epoch_at(hs, t) for hs in hist[v]]) for v in s["variants"]]
             out.append(f"| {t} | " + " | ".join(cells) + " |")
         a = s["attention"]
         out += ["", f"Attention mass on GCAUG/UGCAUG positions: {a['attention_mass_on_motif']:.3f} vs chance {a['chance_fraction']:.3f} "

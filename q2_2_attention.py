@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from common.cli import HelpFormatter, add_common_args, positive_int, seed_everything, setup_device
+from common.compare import first_epoch_at
 from common.experiment import (experiment_name, guard_finished, kept_record, lock_run, metrics_record, run_dirs,
                                write_aggregate, write_interrupted)
 from common.plots_q2 import plot_attention_maps, plot_q2_2_curves
@@ -161,9 +162,9 @@ def main(argv=None):
                "seeds": args.seeds, "epochs": args.epochs,
                "heads": args.heads, "hp": hp, "hp_source": hp_source, "variants": {}}
     for v, rs in recs.items():
-        first = [next((h["epoch"] for h in r["history"] if h["val_spearman"] >= threshold), None) for r in rs]
+        first = [first_epoch_at(r["history"], threshold) for r in rs]
         test = [r["test"]["spearman"] for r in rs]
-        fixed = {str(t): [next((h["epoch"] for h in r["history"] if h["val_spearman"] >= t), None) for r in rs]
+        fixed = {str(t): [first_epoch_at(r["history"], t) for r in rs]
                  for t in args.thresholds}
         summary["variants"][v] = {"first_epoch_at_threshold": first, "epochs_to_fixed_thresholds": fixed,
                                   "test_spearman_mean": float(np.mean(test)),

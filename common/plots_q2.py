@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .compare import first_epoch_at
 from .experiment import load_runs
 from .plots import COLORS, curve, finish, legend_below, plt, run_label, variant_runs
 from .runio import read_json, source_name
@@ -137,16 +138,16 @@ def convergence_points(ax, runs, thresholds, epochs):
     side), the variant's mean as a bar; a seed that never reached it is an open marker above the budget."""
     names = list(runs)
     width = 0.8 / max(len(names), 1)
+    firsts_at = {(v, t): [first_epoch_at(r["history"], t) for r in runs[v]] for v in names for t in thresholds}
     for i, t in enumerate(thresholds):   # the last variant minus the first, with its Welch CI, above each group
-        a, b = ([next((h["epoch"] for h in r["history"] if h["val_spearman"] >= t), None) for r in runs[v]]
-                for v in (names[-1], names[0]))
+        a, b = firsts_at[names[-1], t], firsts_at[names[0], t]
         if len(names) > 1 and None not in a + b:
             d = welch_diff(a, b)
             ci = "" if d["ci95"] is None else f"\n[{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
             ax.text(i, epochs * 1.12 + 2.5, f"Δ {d['diff']:+.1f}{ci}", ha="center", va="top", fontsize=7)
     for j, v in enumerate(names):
         for i, t in enumerate(thresholds):
-            firsts = [next((h["epoch"] for h in r["history"] if h["val_spearman"] >= t), None) for r in runs[v]]
+            firsts = firsts_at[v, t]
             x = i + (j - (len(names) - 1) / 2) * width
             reached = [f for f in firsts if f is not None]
             jitter = np.linspace(-width / 4, width / 4, len(firsts)) if len(firsts) > 1 else [0.0]
