@@ -257,7 +257,8 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
               "sampler": "TPE", "pruner": "median", "study": study_name,
               "storage": "database" if is_url(args.storage or "") else "journal file", "workers": args.workers}}
     config["storage"] = redact(args.storage)
-    result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]}}
+    result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]},
+              "stopped_early": early_stopped(history, best_epoch["epoch"], args.patience)}
     ceiling = record.get("noise_ceiling")
     rec = metrics_record(experiment, name, config, record, device, args.seed, sum(p.numel() for p in model.parameters()),
                          result, started, extra={"status": "complete", "test": test, "noise_ceiling": ceiling,
@@ -270,6 +271,13 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
     return rec
+
+
+def early_stopped(history, best_epoch, patience):
+    """Whether early stopping ended a trial: fit()'s rule (patience epochs without a better validation Spearman, as
+    fit() flags it, also on the last epoch of the budget) read back from the saved history, which is all a trial's
+    weights file keeps."""
+    return bool(patience) and history[-1]["epoch"] - best_epoch >= patience
 
 
 def trial_seconds(study):

@@ -255,7 +255,7 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
     assert d0["variant"] == "cnn_default" and d0["config"]["hp"] == {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2}
     assert (d0["config"]["lr"], d0["config"]["batch_size"]) == (1e-3, 64) and searched["config"]["search"]["best_trial"] == 0
     assert [h["val_spearman"] for h in d0["history"]] == [h["val_spearman"] for h in searched["history"]]
-    assert d0["test"] == searched["test"]
+    assert d0["test"] == searched["test"] and d0["stopped_early"] == searched["stopped_early"]
     # each seed keeps a checkpoint: --resume meets the finished seed and keeps its metrics file as it is
     before = (tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text()
     again = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
@@ -271,6 +271,14 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--protein", "XYZ", *out],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown protein 'XYZ'" in bad.stderr
+
+
+def test_the_search_record_reads_early_stopping_back_from_the_selected_trials_history():
+    from q2_1_cnn_lstm import early_stopped
+    hist = [{"epoch": e} for e in range(1, 23)]   # best at 17, patience 5: fit() stops after epoch 22
+    assert early_stopped(hist, 17, 5)
+    assert not early_stopped(hist[:21], 17, 5)   # 4 epochs without a better one: the budget ended it
+    assert not early_stopped(hist, 17, 0)        # no early stopping asked for
 
 
 def test_filter_consensus_and_pwm_of_a_planted_motif():
