@@ -22,6 +22,7 @@ def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
         curve(ax, recs, "val_loss", f"{m} validation", "k")
         ax.set_title(f"{m}: masked MSE loss")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))   # epochs, not 2.5
         ax.set_ylabel("masked MSE (z-scored intensity²)")
         ax.grid(alpha=0.3)
         legend_below(ax)
@@ -56,21 +57,30 @@ def plot_search(exp_dir, model):
     rec = load_runs(Path(exp_dir) / model)[0]
     params = [c for c in trials.columns if c.startswith("params_")]
     fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.4), squeeze=False)
+    best = rec["config"]["search"]["best_trial"]
     for ax, col in zip(axes[0], params):
         for state, marker, color in (("COMPLETE", "o", COLORS.get(model, "k")), ("PRUNED", "x", "gray")):
             t = trials[trials.state == state]
             ax.scatter(t[col], t["value"], marker=marker, color=color, label=state.lower())
+        for number, marker, label in ((0, "s", "trial 0: homework default"), (best, "*", f"trial {best}: selected")):
+            t = trials[trials.number == number]
+            ax.scatter(t[col], t["value"], marker=marker, s=160 if marker == "*" else 70, facecolors="none",
+                       edgecolors="k", linewidths=1.2, label=label, zorder=3)
         if col in ("params_lr", "params_filters", "params_hidden", "params_batch_size"):
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # no overlapping minor labels
+        if trials[col].dropna().nunique() <= 4:   # a few discrete values (layers, hidden): one tick each
+            ax.set_xticks(sorted(trials[col].dropna().unique()))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel(col[7:])
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best validation Spearman")
-    axes[0][0].legend(fontsize=8)
+    legend_below(axes[0][0], ncol=2)
     done = trials.state.isin(["COMPLETE", "PRUNED"])
     failed = int((trials.state == "FAIL").sum())   # stopped (SIGTERM, a crash) and retried with the same parameters
     fig.suptitle(f"Q2.1 {model} hyperparameter search ({int(done.sum())} trials, TPE"
-                 f"{f'; {failed} interrupted and retried' if failed else ''}) — {run_label([rec])}", fontsize=10)
+                 f"{f'; {failed} interrupted and retried' if failed else ''}; selected on validation: trial {best}) — "
+                 f"{run_label([rec])}", fontsize=10)
     return finish(fig, Path(exp_dir) / f"search_{model}.png")
 
 
