@@ -45,7 +45,7 @@ from common.search import (FINISHED, fail_and_retry_orphans, finished, is_url, m
                            worker_device, worker_threads)
 from common.runio import (UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json,
                           write_text)
-from common.train import STOP, FitConfig, stop_on_sigterm
+from common.train import STOP, FitConfig, early_stopped, stop_on_sigterm
 
 EPOCHS = {"cnn": 25, "lstm": 50}
 
@@ -271,13 +271,6 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
     return rec
-
-
-def early_stopped(history, best_epoch, patience):
-    """Whether early stopping ended a trial: fit()'s rule (patience epochs without a better validation Spearman, as
-    fit() flags it, also on the last epoch of the budget) read back from the saved history, which is all a trial's
-    weights file keeps."""
-    return bool(patience) and history[-1]["epoch"] - best_epoch >= patience
 
 
 def trial_seconds(study):

@@ -153,6 +153,12 @@ def _set_rng_state(state, generator):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def early_stopped(history, best_epoch, patience):
+    """Early stopping's rule: patience epochs after the best one without a better validation metric (also on the
+    last epoch of the budget). fit() stops on it; a search reads it back from a trial's saved history."""
+    return bool(patience) and history[-1]["epoch"] - best_epoch >= patience
+
+
 def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_path=None, resume=False, on_epoch=None,
         ckpt_every=1):
     """Train for cfg.epochs, evaluating after each epoch; keep the best state by cfg.select (validation).
@@ -209,7 +215,7 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
         if metrics[cfg.select] > best[cfg.select]:
             best = {"epoch": epoch, cfg.select: metrics[cfg.select]}
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        stopped_early = bool(cfg.patience) and epoch - best["epoch"] >= cfg.patience
+        stopped_early = early_stopped(history, best["epoch"], cfg.patience)
         stopped_at_deadline = bool(cfg.stop_at) and time.time() > cfg.stop_at and epoch < cfg.epochs and not stopped_early
         interrupted = STOP.is_set() and epoch < cfg.epochs and not stopped_early
         if ckpt_path and (epoch % ckpt_every == 0 or epoch == cfg.epochs or stopped_early or stopped_at_deadline
