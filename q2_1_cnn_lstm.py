@@ -247,8 +247,6 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
     best = study.best_trial
     study_name = study.study_name
     saved = best_trial_weights(args, name, best, data, device, epochs, precision, runs)
-    model = build_rna_model(name, **saved["hp"]).to(device)
-    test = test_report(model, saved["state"], data["test"])
     history = saved["history"]
     best_epoch = max(history, key=lambda h: h["val_spearman"])
     config = {**vars(args), "model": name, "epochs": epochs, "precision": precision, "hp": saved["hp"], "lr": saved["lr"],
@@ -257,6 +255,14 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
               "sampler": "TPE", "pruner": "median", "study": study_name,
               "storage": "database" if is_url(args.storage or "") else "journal file", "workers": args.workers}}
     config["storage"] = redact(args.storage)
+    kept = kept_search(out / "metrics.json", finished(study), best.number, history)
+    if kept is not None:   # --resume met a finished study: its record keeps its timings, and the seeds go on
+        print(f"{name}: the search finished earlier (best trial {best.number}); its metrics are kept", flush=True)
+        if args.seeds:
+            retrain_seeds(args, name, config, record, data, device, experiment, kept["params"])
+        return kept
+    model = build_rna_model(name, **saved["hp"]).to(device)
+    test = test_report(model, saved["state"], data["test"])
     result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]},
               "stopped_early": early_stopped(history, best_epoch["epoch"], args.patience)}
     ceiling = record.get("noise_ceiling")
@@ -271,6 +277,19 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
     return rec
+
+
+def kept_search(metrics_path, trials, best_trial, history):
+    """The finished search record at metrics_path if it already describes this study (same number of finished trials,
+    same best trial and history), else None: a --resume that ran no new trial keeps the file as it was instead of
+    rewriting it with new timestamps."""
+    try:
+        rec = read_json(metrics_path)
+        same = (rec["config"]["search"]["trials"] == trials and rec["config"]["search"]["best_trial"] == best_trial
+                and rec["history"] == history)
+    except (OSError, ValueError, KeyError, TypeError):   # missing, unreadable or another layout: write a fresh record
+        return None
+    return rec if rec.get("status") == "complete" and same else None
 
 
 def trial_seconds(study):

@@ -69,6 +69,11 @@ def test_two_workers_share_a_journal_file_and_resume_adds_only_the_missing(sim_d
     done6 = check_trials(the_study(journal), 6)
     assert {t.number for t in done6} - {t.number for t in done} == {4, 5}  # exactly 2 new trials
     assert "2 trials over 2 worker processes" in run.stdout
+    metrics = tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json"
+    before = metrics.read_text()
+    run = search(sim_dir, tmp_path, journal, 6, "--resume")                # nothing new to run: the record is kept
+    assert "search finished earlier" in run.stdout and metrics.read_text() == before
+    check_trials(the_study(journal), 6)
 
 
 def test_crashed_worker_trial_is_failed_and_retried(tmp_path):
