@@ -37,7 +37,8 @@ import torch
 from optuna.study import MaxTrialsCallback
 
 from common.cli import HelpFormatter, add_common_args, positive_int, resolve_precision, seed_everything, setup_device
-from common.experiment import experiment_name, guard_finished, kept_record, lock_run, metrics_record, write_aggregate
+from common.experiment import (experiment_name, finished_record, guard_finished, kept_record, lock_run, metrics_record,
+                               write_aggregate)
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import build_rna_model
@@ -255,24 +256,23 @@ def search_locked(args, name, data, record, device, experiment, epochs, precisio
               "sampler": "TPE", "pruner": "median", "study": study_name,
               "storage": "database" if is_url(args.storage or "") else "journal file", "workers": args.workers}}
     config["storage"] = redact(args.storage)
-    kept = kept_search(out / "metrics.json", finished(study), best.number, history)
-    if kept is not None:   # --resume met a finished study: its record keeps its timings, and the seeds go on
-        print(f"{name}: the search finished earlier (best trial {best.number}); its metrics are kept", flush=True)
-        if args.seeds:
-            retrain_seeds(args, name, config, record, data, device, experiment, kept["params"])
-        return kept
-    model = build_rna_model(name, **saved["hp"]).to(device)
-    test = test_report(model, saved["state"], data["test"])
-    result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]},
-              "stopped_early": early_stopped(history, best_epoch["epoch"], args.patience)}
     ceiling = record.get("noise_ceiling")
-    rec = metrics_record(experiment, name, config, record, device, args.seed, sum(p.numel() for p in model.parameters()),
-                         result, started, extra={"status": "complete", "test": test, "noise_ceiling": ceiling,
-                                                 "search_seconds": time.time() - started,   # this call's wall time
-                                                 "trial_seconds_total": trial_seconds(study)})
-    write_json(out / "metrics.json", rec)
+    rec = kept_search(out / "metrics.json", finished(study), best.number, history)
+    if rec is not None:   # --resume met a finished study: its record keeps its timings, and the seeds go on
+        print(f"{name}: the search finished earlier (best trial {best.number}); its metrics are kept", flush=True)
+    else:
+        model = build_rna_model(name, **saved["hp"]).to(device)
+        test = test_report(model, saved["state"], data["test"])
+        result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]},
+                  "stopped_early": early_stopped(history, best_epoch["epoch"], args.patience)}
+        rec = metrics_record(experiment, name, config, record, device, args.seed, sum(p.numel() for p in model.parameters()),
+                             result, started, extra={"status": "complete", "test": test, "noise_ceiling": ceiling,
+                                                     "search_seconds": time.time() - started,   # this call's wall time
+                                                     "trial_seconds_total": trial_seconds(study)})
+        write_json(out / "metrics.json", rec)
     if args.seeds:   # seed variance of the selected configuration: retrain it once per seed
         retrain_seeds(args, name, config, record, data, device, experiment, rec["params"])
+    test = rec["test"]
     print(f"{name}: best trial {best.number} {saved['hp']} lr {saved['lr']:.2e} batch {saved['batch_size']}; "
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman {test['spearman']:.4f} "
           f"Pearson {test['pearson']:.4f} MSE {test['mse']:.4f}" + (f"; noise ceiling {ceiling:.4f}" if ceiling else ""))
@@ -283,13 +283,12 @@ def kept_search(metrics_path, trials, best_trial, history):
     """The finished search record at metrics_path if it already describes this study (same number of finished trials,
     same best trial and history), else None: a --resume that ran no new trial keeps the file as it was instead of
     rewriting it with new timestamps."""
-    try:
-        rec = read_json(metrics_path)
-        same = (rec["config"]["search"]["trials"] == trials and rec["config"]["search"]["best_trial"] == best_trial
-                and rec["history"] == history)
-    except (OSError, ValueError, KeyError, TypeError):   # missing, unreadable or another layout: write a fresh record
+    rec = finished_record(metrics_path)
+    if rec is None:
         return None
-    return rec if rec.get("status") == "complete" and same else None
+    search = rec.get("config", {}).get("search", {})
+    same = (search.get("trials"), search.get("best_trial")) == (trials, best_trial) and rec.get("history") == history
+    return rec if same else None
 
 
 def trial_seconds(study):

@@ -40,16 +40,21 @@ def write_interrupted(path, rec, ckpt):
           f"checkpoint {ckpt}; continue with the same command and --resume", flush=True)
 
 
+def finished_record(metrics_path):
+    """The record at metrics_path if it holds a finished run, else None (missing, unreadable, not JSON, not finished)."""
+    try:
+        rec = read_json(metrics_path)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("status") == "complete" else None
+
+
 def guard_finished(metrics_path, args):
     """Refuse to overwrite a finished, non-quick run unless --force or --resume."""
     path = Path(metrics_path)
-    if not path.is_file() or args.force or args.resume:
+    if args.force or args.resume:
         return
-    try:
-        status = read_json(path).get("status")
-    except Exception:
-        return   # an unreadable file holds no good result to protect
-    if status == "complete":
+    if finished_record(path) is not None:   # an unreadable file holds no good result to protect
         raise UserError(f"{path} already holds a finished run; pass --force to replace it, "
                         f"--resume to continue it, or --out-dir to write elsewhere")
 
@@ -59,15 +64,9 @@ def kept_record(metrics_path, result):
 
     A finished seed met again by --resume keeps its file as it was (its timings and start time), instead of being
     rewritten with the seconds of a re-test. Kept only if the record matches the checkpoint's history and selection."""
-    path = Path(metrics_path)
-    if result.get("epochs_trained", 1) or not path.is_file():
-        return None
-    try:
-        rec = read_json(path)
-    except (OSError, ValueError):   # unreadable or not JSON: write a fresh record
-        return None
-    same = rec.get("epochs_run") == len(result["history"]) and rec.get("best") == result["best"]
-    return rec if rec.get("status") == "complete" and same else None
+    rec = None if result.get("epochs_trained", 1) else finished_record(metrics_path)
+    same = rec is not None and rec.get("epochs_run") == len(result["history"]) and rec.get("best") == result["best"]
+    return rec if same else None
 
 
 def metrics_record(experiment, variant, config, data, device, seed, params, result, started, extra=None):
