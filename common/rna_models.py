@@ -52,15 +52,28 @@ class RNALSTM(nn.Module):
     those of a packed BiLSTM, at about 4x the speed of pack_padded_sequence on CPU (measured, README).
     attention_heads > 0 replaces mean pooling with attention pooling (Q2.2): each head scores every valid
     position, softmaxes over valid positions only (padding gets weight exactly 0), and takes the weighted
-    sum of the LSTM states; the heads' context vectors are concatenated."""
+    sum of the LSTM states; the heads' context vectors are concatenated.
+    self_attention_heads > 0 instead adds one multi-head self-attention block over the LSTM states (keys and
+    queries restricted to valid positions, residual, dropout, post-LayerNorm) before the mean pooling (Q2.2)."""
 
-    def __init__(self, hidden=64, layers=1, dropout=0.2, mlp_hidden=64, attention_heads=0, n_out=1):
+    def __init__(self, hidden=64, layers=1, dropout=0.2, mlp_hidden=64, attention_heads=0, n_out=1,
+                 self_attention_heads=0):
         super().__init__()
         dims = [4] + [2 * hidden] * (layers - 1)
         self.fwd = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in dims)
         self.bwd = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in dims)
         self.between = nn.Dropout(dropout)
         self.heads = attention_heads
+        if attention_heads and self_attention_heads:
+            raise ValueError("attention_heads (pooling) and self_attention_heads (block) exclude each other")
+        if self_attention_heads and (2 * hidden) % self_attention_heads:
+            raise ValueError(f"self_attention_heads={self_attention_heads} must divide the state width 2 x hidden = "
+                             f"{2 * hidden}")
+        self.self_heads = self_attention_heads
+        if self_attention_heads:
+            self.block = nn.MultiheadAttention(2 * hidden, self_attention_heads, batch_first=True)
+            self.block_drop = nn.Dropout(dropout)
+            self.block_norm = nn.LayerNorm(2 * hidden)
         if attention_heads:
             self.score = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, attention_heads))
         self.out_dim = 2 * hidden * max(1, attention_heads)
@@ -76,6 +89,9 @@ class RNALSTM(nn.Module):
             hf, _ = f(h)
             hb, _ = b(reverse_valid(h, valid))
             h = torch.cat([hf, reverse_valid(hb, valid)], -1) * keep.to(hf.dtype)
+        if self.self_heads:   # padded keys are masked out; padded queries' outputs are zeroed below
+            a, _ = self.block(h, h, h, key_padding_mask=~valid, need_weights=False)
+            h = self.block_norm(h + self.block_drop(a)) * keep.to(h.dtype)
         return h
 
     def attention(self, h, valid):
@@ -100,6 +116,6 @@ class RNALSTM(nn.Module):
 def build_rna_model(name, **hp):
     if name == "cnn":
         return RNACNN(**hp)
-    if name in ("lstm", "lstm_attention"):
+    if name in ("lstm", "lstm_attention", "lstm_self_attention"):
         return RNALSTM(**hp)
     raise ValueError(f"unknown model {name}")

@@ -84,7 +84,8 @@ def test_spearman_and_pearson_equal_scipy_with_ties():
 
 
 @pytest.mark.cpu_float
-@pytest.mark.parametrize("model", [RNACNN(), RNALSTM(), RNALSTM(layers=2), RNALSTM(attention_heads=3)])
+@pytest.mark.parametrize("model", [RNACNN(), RNALSTM(), RNALSTM(layers=2), RNALSTM(attention_heads=3),
+                                   RNALSTM(self_attention_heads=4)])
 def test_padding_never_changes_a_prediction(model):
     model.eval()
     codes, valid = encode(["ACGUACGUGCAUGUACGUACGUACGUACGUACGUACGUA", "GCAUG" * 8, "UUUU" * 10])
@@ -93,6 +94,23 @@ def test_padding_never_changes_a_prediction(model):
     torch.testing.assert_close(model(x, valid), model(*longer), rtol=0, atol=1e-6)
     shorter = model(x[:1, :39], valid[:1, :39])                          # the first sequence is 39 nt
     torch.testing.assert_close(model(x[:1], valid[:1]), shorter, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("hp, params", [
+    ({}, 44_161),                                   # 2 x LSTM(4, 64) 2 x 17,920 + MLP 128 -> 64 -> 1 8,321
+    ({"attention_heads": 1}, 52_482),               # + scorer 128 -> 64 -> 1 (8,321)
+    ({"attention_heads": 4}, 77_253),               # scorer 128 -> 64 -> 4 (8,516), MLP 512 -> 64 -> 1 (32,897)
+    ({"self_attention_heads": 4}, 110_465),         # + MHA in 3 x 128 x 129, out 128 x 129, LayerNorm 256
+])
+def test_q2_2_bilstm_variants_have_exact_parameter_counts(hp, params):
+    assert sum(p.numel() for p in RNALSTM(**hp).parameters()) == params
+
+
+def test_self_attention_block_rejects_heads_that_do_not_divide_the_state_width():
+    with pytest.raises(ValueError, match="must divide the state width"):
+        RNALSTM(hidden=49, self_attention_heads=4)
+    with pytest.raises(ValueError, match="exclude each other"):
+        RNALSTM(attention_heads=1, self_attention_heads=4)
 
 
 def packed_lstm_pair():
