@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from common.compare import comparison_rows, comparisons, first_epoch_at
+from common.compare import comparison_rows, comparisons
 from common.experiment import aggregate, load_runs, seed_notes
 from common.plots import plot_q1_comparison, plot_q1_curves
-from common.plots_q2 import (plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_2_curves, plot_q2_3,
-                             plot_q2_curves, plot_search)
+from common.plots_q2 import plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_3, plot_q2_curves, plot_search
+from common.plots_q2_2 import plot_attention_sites, plot_q2_2_design
+from common.q2_2_design import EXPERIMENTS, arm_runs, convergence_measures
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
 from common.runio import CorruptFile, exit_on_user_error, read_json, source_name, write_json, write_text
 
@@ -43,14 +44,24 @@ def figure_jobs(root):
         (r / "q2_1/cnn/trials.csv", "python q2_1_cnn_lstm.py --model cnn", lambda: plot_search(r / "q2_1", "cnn")),
         (r / "q2_1/lstm/trials.csv", "python q2_1_cnn_lstm.py --model lstm", lambda: plot_search(r / "q2_1", "lstm")),
         (r / "q2_1/cnn_filters.json", "python interpret_cnn.py", lambda: plot_cnn_filters(r / "q2_1/cnn_filters.json")),
-        (r / "q2_2/summary.json", "python q2_2_attention.py", lambda: plot_q2_2_curves(r / "q2_2")),
-        (r / "q2_2/summary.json", "python q2_2_attention.py", lambda: plot_attention_maps(r / "q2_2")),
+        (r / "q2_2_default", "python q2_2_attention.py --setting default", lambda: plot_q2_2_design(r / "q2_2_default")),
+        (r / "q2_2_default/lstm_attention", "python q2_2_attention.py --setting default",
+         lambda: plot_attention_sites(r / "q2_2_default")),
+        (r / "q2_2", "python q2_2_attention.py --setting tuned", lambda: plot_q2_2_design(r / "q2_2")),
+        (r / "q2_2/lstm_attention", "python q2_2_attention.py --setting tuned", lambda: tuned_attention_map(r / "q2_2")),
         (r / "q2_3/summary.json", "python q2_3_multi_protein.py", lambda: plot_q2_3(r / "q2_3")),
         (r / "q2_data/calibration.json", "python -m common.simulate_rnacompete --calibrate",
          lambda: plot_calibration(read_json(r / "q2_data/calibration.json"), r / "q2_data/calibration.png")),
     ] + [(r / f"precision_check/{p}/q1_2/logits", f"python q1_2_maxpool.py --variant logits --precision {p} --epochs 10 "
           f"--seeds 0 1 2 --out-dir figures/precision_check/{p}",
           lambda p=p: plot_q1_curves(r / f"precision_check/{p}/q1_2", f"Q1.2 precision check ({p})")) for p in ("fp32", "bf16")]
+
+
+def tuned_attention_map(exp_dir):
+    """The tuned setting's map: by site position where a record has the statistic, else the earlier seed-0 map."""
+    if any("attention" in rec for rec in load_runs(exp_dir / "lstm_attention")):
+        return plot_attention_sites(exp_dir)
+    return plot_attention_maps(exp_dir)
 
 
 def ms(agg, key, fmt="{:.4f}"):
@@ -139,30 +150,61 @@ def q2_rows(root):
         top = ", ".join(f"{r['consensus'].strip('n')} ({r['top1pct_enrichment']:.1f}×)" for r in c["filters"][: c["show"]])
         out += [f"CNN first-layer filters (`interpret_cnn.py`, {c['trial']}): {c['summary']['gcaug_in_top_by_enrichment']} of the "
                 f"{c['show']} filters most enriched in the top 1% bound probes contain GCAUG; their consensus (enrichment): {top}.", ""]
-    s2 = Path(root) / "q2_2" / "summary.json"
-    if s2.is_file():
-        s = read_json(s2)
-        out += ["### Q2.2 (BiLSTM, mean pooling vs attention pooling)", "",
-                f"Data {source_name(s['data'])} ({s['data']['checksum'][:8]}), {s['epochs']} epochs, seeds {s['seeds']}, "
-                f"config from {s['hp_source']}; convergence threshold: validation Spearman ≥ {s['threshold']:.4f} (by default 95% of the lower variant's mean best; "
-                "the table below gives each fixed threshold).", "",
-                "| variant | test Spearman (mean ± std) | first epoch at threshold, per seed | best val Spearman (mean) |", "|---|---|---|---|"]
-        for v, x in s["variants"].items():
-            out.append(f"| {v} | {x['test_spearman_mean']:.4f} ± {x['test_spearman_std']:.4f} (n={len(x['test_spearman'])}) | "
-                       f"{x['first_epoch_at_threshold']} | {x['best_val_spearman_mean']:.4f} |")
-        out += ["", "First epoch at which validation Spearman reaches each threshold, per seed (from the saved histories):", "",
-                "| threshold | " + " | ".join(s["variants"]) + " |", "|---|" + "---|" * len(s["variants"])]
-        hist = {v: [r["history"] for r in load_runs(Path(root) / "q2_2" / v)] for v in s["variants"]}
-        for t in s.get("thresholds", (0.74, 0.75, 0.76, 0.765, 0.77, 0.775)):   # fixed thresholds (summary), else the easy preset's
-            cells = [str([first_epoch_at(hs, t) for hs in hist[v]]) for v in s["variants"]]
-            out.append(f"| {t} | " + " | ".join(cells) + " |")
-        a = s["attention"]
-        out += ["", f"Attention mass on GCAUG/UGCAUG positions: {a['attention_mass_on_motif']:.3f} vs chance {a['chance_fraction']:.3f} "
-                f"= **{a['ratio_to_chance']:.1f}×** ({a['probes_with_motif']} test probes with a motif, seed {a['seed']}).", ""]
+    for name in ("q2_2_default", "q2_2"):
+        out += q2_2_rows(Path(root) / name)
     t3 = Path(root) / "q2_3" / "table.md"
     if t3.is_file():
         out += ["### Q2.3 (multi-protein model)", "", t3.read_text(), ""]
     return out
+
+
+def q2_2_rows(exp_dir):
+    """Q2.2 per arm and seed: test Spearman and the three convergence measures; attention by site position."""
+    if not exp_dir.is_dir():
+        return []
+    runs = arm_runs(exp_dir)
+    if not runs:
+        return []
+    label, excluded, why = EXPERIMENTS[exp_dir.name]
+    r0 = next(iter(runs.values()))[0]
+    thresholds = (0.50, 0.55, 0.58, 0.60, 0.62)
+    keys = list(convergence_measures(r0["history"], thresholds))
+    out = [f"### Q2.2 at the {label} (`figures/{exp_dir.name}`)", "",
+           f"Data {source_name(r0['data'])} ({r0['data']['checksum'][:8]}); BiLSTM {r0['config']['hp']}, lr "
+           f"{r0['config']['lr']:g}, batch {r0['config']['batch_size']} ({r0['config'].get('hp_source', '')})."
+           + (f" {why.capitalize()}: it is listed, and kept out of every comparison." if excluded else ""), "",
+           "| arm | seed | epochs | test Spearman | best val Spearman (epoch) | first epoch at 0.50/0.55/0.58/0.60/0.62 | "
+           f"mean val Spearman, epochs 1-10 | epochs to 90% / 95% of own best | precision |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for arm, recs in runs.items():
+        for r in recs:
+            m = convergence_measures(r["history"], thresholds)
+            first = "/".join(str(m[k]) for k in keys[:len(thresholds)])
+            early = m[keys[len(thresholds)]]
+            own = " / ".join(str(m[k]) for k in keys[len(thresholds) + 1:])
+            tag = " (search's run)" if r["seed"] in excluded else ""
+            out.append(f"| {arm} | {r['seed']}{tag} | {r['epochs_run']} | {r['test']['spearman']:.4f} | "
+                       f"{r['best']['val_spearman']:.4f} ({r['best']['epoch']}) | {first} | "
+                       f"{'—' if early is None else f'{early:.4f}'} | {own} | {r['config'].get('precision', '—')} |")
+    att = [(arm, r) for arm, recs in runs.items() for r in recs if "attention" in r]
+    if att:
+        out += ["", "Attention mass on the site of single-site test probes, by the site's position (chance: the site's "
+                "share of positions; position alone: the weight that probes without a site of the same length put on "
+                "the same positions):", "",
+                "| arm | seed | all probes with a motif: mass / chance | 5' third | middle third | 3' third |", "|---|---|---|---|---|---|"]
+        for arm, r in att:
+            a = r["attention"]
+            cells = [f"{b['attention_mass']:.3f} = {b['ratio_to_chance']:.1f}× chance, {b['ratio_to_position_only']:.2f}× "
+                     f"position (n = {b['probes']})" if b["probes"] else "—" for b in a["single_site_probes_by_position"]]
+            out.append(f"| {arm} | {r['seed']} | {a['attention_mass_on_motif']:.3f} / {a['chance_fraction']:.3f} = "
+                       f"{a['ratio_to_chance']:.1f}× ({a['probes_with_motif']} probes) | " + " | ".join(cells) + " |")
+    legacy = exp_dir / "summary.json"
+    if legacy.is_file() and isinstance(read_json(legacy).get("attention"), dict):
+        a = read_json(legacy)["attention"]
+        out += ["", f"Earlier statistic (tuned seed 0, the search's run; not split by position): attention mass on "
+                f"GCAUG/UGCAUG positions {a['attention_mass_on_motif']:.3f} vs chance {a['chance_fraction']:.3f} "
+                f"({a['ratio_to_chance']:.1f}×, {a['probes_with_motif']} test probes)."]
+    return out + [""]
 
 
 def stats_rows(root):

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from .experiment import load_runs
+from .q2_2_design import first_epoch_at, q2_2_comparisons
 from .runio import read_json
 from .stats import paired_diff, proportion_diff, welch_diff
 
@@ -40,8 +41,7 @@ def comparisons(root):
              ("Q2.1: BiLSTM vs CNN", f"{sp} (selected configuration)", "q2_1/lstm", "q2_1/cnn", "test.spearman", False),
              ("Q2.1: BiLSTM vs CNN, homework defaults", sp, "q2_1/lstm_default", "q2_1/cnn_default", "test.spearman", False),
              ("Q2.1: tuned CNN vs homework default", sp, "q2_1/cnn", "q2_1/cnn_default", "test.spearman", True),
-             ("Q2.1: tuned BiLSTM vs homework default", sp, "q2_1/lstm", "q2_1/lstm_default", "test.spearman", True),
-             ("Q2.2: attention vs mean pooling", sp, "q2_2/lstm_attention", "q2_2/lstm", "test.spearman", True)]
+             ("Q2.1: tuned BiLSTM vs homework default", sp, "q2_1/lstm", "q2_1/lstm_default", "test.spearman", True)]
     out = []
     for label, metric, a, b, key, same_epochs in specs:
         va, vb = _values(root, a, key), _values(root, b, key)
@@ -53,7 +53,7 @@ def comparisons(root):
             stats.update(ci95=None, p=None, significant=None, not_comparable=mismatch)
         out.append({"comparison": label, "metric": metric, "a": a, "b": b, "seeds_a": [s for s, *_ in va],
                     "seeds_b": [s for s, *_ in vb], **stats})
-    out += convergence_comparisons(root)
+    out += q2_2_comparisons(root)
     out += study_comparisons(root)
     q23 = root / "q2_3" / "summary.json"
     if q23.is_file():
@@ -65,43 +65,6 @@ def comparisons(root):
                 stats = paired_diff([r[col] for r in rows], [r["single"] for r in rows])
                 out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman, paired over {len(rows)} proteins "
                             f"(seeds {s['seeds']})", "a": f"q2_3 {col}", "b": "q2_3 single", **stats})
-    return out
-
-
-def first_epoch_at(history, threshold):
-    """The first epoch whose validation Spearman reaches threshold, or None if none does."""
-    return next((h["epoch"] for h in history if h["val_spearman"] >= threshold), None)
-
-
-def convergence_comparisons(root):
-    """Q2.2's convergence question: epochs to each fixed validation-Spearman threshold of its summary.json,
-    attention minus mean pooling over seeds (Welch). A threshold that some seed never reached is listed without an
-    interval (the epoch count is censored there), naming those seeds."""
-    path = Path(root) / "q2_2" / "summary.json"
-    if not path.is_file():
-        return []
-    thresholds = read_json(path).get("thresholds") or []
-    runs = {v: [r for r in load_runs(Path(root) / "q2_2" / v) if r.get("status") == "complete"]
-            for v in ("lstm_attention", "lstm")}
-    if not all(runs.values()):
-        return []
-    budgets = sorted({r["config"]["epochs"] for rs in runs.values() for r in rs})
-    out = []
-    for t in thresholds:
-        firsts = {v: [(r["seed"], first_epoch_at(r["history"], t)) for r in rs] for v, rs in runs.items()}
-        a, b = ([e for _, e in firsts[v]] for v in ("lstm_attention", "lstm"))
-        never = [f"{v} seed {s}" for v, fs in firsts.items() for s, e in fs if e is None]
-        c = {"comparison": "Q2.2: attention vs mean pooling, convergence",
-             "metric": f"epochs until validation Spearman ≥ {t}", "a": "q2_2/lstm_attention", "b": "q2_2/lstm",
-             "seeds_a": [s for s, _ in firsts["lstm_attention"]], "seeds_b": [s for s, _ in firsts["lstm"]],
-             "epochs_a": a, "epochs_b": b}
-        why = (f"runs of different lengths (epochs {budgets}); rerun them to one protocol" if len(budgets) > 1 else
-               f"not reached within {budgets[0]} epochs by {', '.join(never)}" if never else None)
-        if why:   # no difference of means: one side's epoch counts are missing or censored
-            c.update(n_a=len(a), n_b=len(b), diff=None, method="—", ci95=None, p=None, significant=None, not_comparable=why)
-        else:
-            c.update(welch_diff(a, b))
-        out.append(c)
     return out
 
 

@@ -27,7 +27,7 @@ def test_quick_protocol_budget_full_pass_and_skip(tmp_path, blood_npz):
         for q in ("q1_1_quick", "q1_2_quick"):
             m = json.loads((tmp_path / "gpu" / q / v / "seed0" / "metrics.json").read_text())
             assert m["status"] == "complete" and "auc" in m["test"]
-    assert (tmp_path / "gpu" / "q2_2_quick" / "summary.json").is_file()
+    assert (tmp_path / "gpu" / "q2_2_default_quick" / "summary.json").is_file()
     assert json.loads((tmp_path / "gpu" / "q2_1_quick" / "lstm" / "metrics.json").read_text())["status"] == "complete"
     assert out.count("complete") >= 5 and "total" in out
     out = protocol(tmp_path, blood_npz, "--budget-s", "600")

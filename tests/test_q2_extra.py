@@ -124,8 +124,9 @@ def quick_figures(sim, tmp_path_factory):
             "q1_2": run("q1_2_maxpool.py", "--npz", str(npz), "--quick", "--epochs", "1", "--seeds", "0", *out),
             "study": run("q1_softmax_study.py", "--npz", str(npz), "--quick", "--seeds", "0", *out),
             "q2_1": run("q2_1_cnn_lstm.py", "--data-dir", str(sim), "--quick", *out),
-            "q2_2": run("q2_2_attention.py", "--data-dir", str(sim), "--quick", "--q2-1-metrics",
-                        str(tmp / "f" / "q2_1_quick" / "lstm" / "metrics.json"), *out),
+            "q2_2": run("q2_2_attention.py", "--data-dir", str(sim), "--quick", *out),
+            "q2_2_tuned": run("q2_2_attention.py", "--data-dir", str(sim), "--quick", "--setting", "tuned", "--seeds", "0", "1",
+                              "--epochs", "1", "--q2-1-metrics", str(tmp / "f" / "q2_1_quick" / "lstm" / "metrics.json"), *out),
             "q2_3": run("q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1", "QKI", "PUM1", *out)}
     for d in (tmp / "f").glob("*_quick"):
         d.rename(tmp / "f" / d.name[:-6])
@@ -134,12 +135,20 @@ def quick_figures(sim, tmp_path_factory):
 
 def test_q2_2_quick_run_outputs(quick_figures):
     f, logs = quick_figures
-    s = json.loads((f / "q2_2" / "summary.json").read_text())
-    assert set(s["variants"]) == {"lstm", "lstm_attention"} and s["seeds"] == [0, 1]
-    assert 0 <= s["attention"]["attention_mass_on_motif"] <= 1 and len(s["attention"]["top_probes"]) == 8
-    agg = json.loads((f / "q2_2" / "lstm_attention" / "aggregate.json").read_text())
+    s = json.loads((f / "q2_2_default" / "summary.json").read_text())
+    assert set(s["variants"]) == {"lstm", "lstm_attention"} and s["variants"]["lstm"]["seeds"] == [1, 2]
+    rec = json.loads((f / "q2_2_default" / "lstm_attention" / "seed1" / "metrics.json").read_text())
+    assert rec["config"]["hp"] == {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64, "attention_heads": 1}
+    assert rec["config"]["lr"] == 1e-3 and rec["config"]["batch_size"] == 64 and rec["variant"] == "lstm_attention"
+    a = rec["attention"]
+    assert 0 <= a["attention_mass_on_motif"] <= 1 and [b["bin"] for b in a["single_site_probes_by_position"]] == \
+        ["5' third", "middle third", "3' third"]
+    assert 0 < len(a["map_probes"]) <= 9 and {p["site_bin"] for p in a["map_probes"]} <= {"5' third", "middle third", "3' third"}
+    agg = json.loads((f / "q2_2_default" / "lstm_attention" / "aggregate.json").read_text())
     assert agg["metrics"]["test.spearman"]["n"] == 2
-    assert "attention mass on UGCAUG/GCAUG" in logs["q2_2"]
+    assert "attention mass on UGCAUG/GCAUG" in logs["q2_2"] and "single sites by position" in logs["q2_2"]
+    tuned = json.loads((f / "q2_2" / "lstm" / "seed0" / "metrics.json").read_text())
+    assert tuned["config"]["hp_source"].endswith("q2_1_quick/lstm/metrics.json")
 
 
 def test_q2_3_quick_run_outputs(quick_figures):
@@ -177,7 +186,8 @@ def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_fig
         png.unlink()
     out = run("make_figures.py", "--figures", str(figs))
     for name in ("q1_1/curves.png", "q1_2/curves.png", "q1_2/comparison.png", "gpu/q1_1/curves.png", "q2_1/loss_curves.png",
-                 "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png", "q2_2/attention_maps.png", "q2_3/per_protein.png",
+                 "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png", "q2_2_default/curves.png",
+                 "q2_2_default/attention_maps.png", "q2_3/per_protein.png",
                  "q1_softmax_study/outcomes.png", "q1_softmax_study/mechanism.png", "q1_softmax_study/gradients.png",
                  "q2_data/calibration.png"):
         assert (figs / name).stat().st_size > 10_000, name
@@ -190,15 +200,16 @@ def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_fig
 
 
 def q2_2_proc(sim, tmp_path, name, *args, q2_1_metrics=None):
-    """One Q2.2 quick run (seed 0; the homework-default BiLSTM unless q2_1_metrics) into tmp_path/<name>: the process."""
+    """One Q2.2 quick run (seed 0; the homework-default BiLSTM, or the tuned setting read from q2_1_metrics) into
+    tmp_path/<name>: the process."""
     out = ["--out-dir", str(tmp_path / name), "--run-dir", str(tmp_path / name / "runs"), "--device", "cpu"]
+    setting = ["--setting", "tuned", "--q2-1-metrics", str(q2_1_metrics)] if q2_1_metrics else []
     return subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
-                           "--q2-1-metrics", str(q2_1_metrics or tmp_path / "none.json"), *out, *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                           *setting, *out, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def q2_2_metrics_path(tmp_path, name, variant):
-    return tmp_path / name / "q2_2_quick" / variant / "seed0" / "metrics.json"
+def q2_2_metrics_path(tmp_path, name, variant, experiment="q2_2_default_quick"):
+    return tmp_path / name / experiment / variant / "seed0" / "metrics.json"
 
 
 def q2_2_run(sim, tmp_path, name, *args):
@@ -231,14 +242,16 @@ def test_q2_2_resume_of_finished_seeds_keeps_their_metrics(sim, tmp_path):
     _, log = q2_2_run(sim, tmp_path, "a", "--epochs", "2", "--resume")
     assert "epoch  1/2" not in log and "epoch  2/2" not in log and log.count("its metrics are kept") == 2
     assert [p.read_bytes() for p in paths] == before   # not rewritten with the re-test's start time and seconds
-    assert (tmp_path / "a" / "q2_2_quick" / "summary.json").is_file()
+    assert (tmp_path / "a" / "q2_2_default_quick" / "summary.json").is_file()
 
 
 def test_q2_2_resume_from_a_checkpoint_of_another_model_is_a_clear_error(sim, tmp_path):
-    q2_2_run(sim, tmp_path, "a", "--epochs", "1")
-    metrics = tmp_path / "wide.json"   # a Q2.1 record selecting a wider BiLSTM than the checkpoint's
-    metrics.write_text(json.dumps({"config": {"hp": {"hidden": 48, "layers": 1, "dropout": 0.2, "mlp_hidden": 64},
-                                              "lr": 1e-3, "batch_size": 64}}))
-    r = q2_2_proc(sim, tmp_path, "a", "--epochs", "2", "--resume", q2_1_metrics=metrics)
+    narrow, wide = tmp_path / "narrow.json", tmp_path / "wide.json"   # Q2.1 records selecting two BiLSTM widths
+    for path, hidden in ((narrow, 16), (wide, 48)):
+        path.write_text(json.dumps({"config": {"hp": {"hidden": hidden, "layers": 1, "dropout": 0.2, "mlp_hidden": 64},
+                                               "lr": 1e-3, "batch_size": 64}}))
+    r = q2_2_proc(sim, tmp_path, "a", "--epochs", "1", "--variants", "lstm", q2_1_metrics=narrow)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = q2_2_proc(sim, tmp_path, "a", "--epochs", "2", "--resume", "--variants", "lstm", q2_1_metrics=wide)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "holds a model of another configuration" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -3,6 +3,7 @@
 Run: python -m pytest -q tests/test_study.py
 """
 import json
+import shutil
 import subprocess
 import sys
 
@@ -113,13 +114,24 @@ def write_runs(root, rel, values, epochs):
         p.write_text(json.dumps({"status": "complete", "seed": seed, "config": {"epochs": e}, "test": {"spearman": v}}))
 
 
+def write_q2_2(root, exp, arm, curves, epochs=None, first_seed=1):
+    """Q2.2 records of one arm: one validation-Spearman curve per seed (test Spearman = the curve's last value)."""
+    for seed, c in enumerate(curves, first_seed):
+        p = root / exp / arm / f"seed{seed}" / "metrics.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps({"status": "complete", "seed": seed, "config": {"epochs": epochs or len(c)},
+                                 "test": {"spearman": c[-1]},
+                                 "history": [{"epoch": e + 1, "val_spearman": x} for e, x in enumerate(c)]}))
+
+
 def test_comparisons_refuse_runs_of_different_lengths(tmp_path):
     """A protocol rerun halfway (mean pooling at 50 epochs, attention still at 10) gets no interval."""
     from common.compare import comparisons, verdict
-    write_runs(tmp_path, "q2_2/lstm", [0.776, 0.777, 0.775], [50, 50, 50])
-    write_runs(tmp_path, "q2_2/lstm_attention", [0.774, 0.773, 0.775], [10, 10, 10])
-    (c,) = comparisons(tmp_path)
-    assert c["ci95"] is None and verdict(c).startswith("not comparable: runs of different lengths (epochs: a [10], b [50])")
+    write_q2_2(tmp_path, "q2_2_default", "lstm", [[0.5] * 9 + [0.776], [0.5] * 9 + [0.777], [0.5] * 9 + [0.775]], 50)
+    write_q2_2(tmp_path, "q2_2_default", "lstm_attention", [[0.5] * 9 + [0.774], [0.5] * 9 + [0.773], [0.5] * 9 + [0.775]])
+    rows = comparisons(tmp_path)
+    assert rows and all(c["ci95"] is None and verdict(c).startswith("not comparable: runs of different lengths (epochs [10, 50])")
+                        for c in rows)
     write_runs(tmp_path, "q2_1/cnn", [0.767, 0.768, 0.768], [25, 25, 25])     # Q2.1: each model has its own budget
     write_runs(tmp_path, "q2_1/lstm", [0.776, 0.777, 0.777], [50, 50, 12])    # ... but one side mixes two
     q21 = next(c for c in comparisons(tmp_path) if c["comparison"].startswith("Q2.1"))
@@ -144,25 +156,34 @@ def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
     assert "not comparable" in verdict(next(c for c in comparisons(tmp_path) if c["comparison"] == "Q2.1: tuned BiLSTM vs homework default"))
 
 
-def test_convergence_comparisons_per_fixed_threshold(tmp_path):
-    """Q2.2's convergence: epochs to each fixed threshold, attention - mean (Welch); a threshold some seed never
-    reached gets no interval and names that seed."""
+def test_q2_2_convergence_measures_and_their_comparisons(tmp_path):
+    """Q2.2's three convergence measures, attention - mean (Welch) on the common seeds: a threshold some seed never
+    reached gets no interval and names that seed; one every run reaches at the same epoch is a floor, no verdict."""
     from common.compare import comparisons, verdict
-    curves = {"lstm": [[0.40, 0.52, 0.56, 0.59], [0.45, 0.50, 0.57, 0.58], [0.30, 0.51, 0.55, 0.57]],
-              "lstm_attention": [[0.51, 0.56, 0.58, 0.60], [0.52, 0.57, 0.59, 0.61], [0.50, 0.55, 0.60, 0.60]]}
-    for v, cs in curves.items():
-        for seed, c in enumerate(cs):
-            p = tmp_path / "q2_2" / v / f"seed{seed}" / "metrics.json"
-            p.parent.mkdir(parents=True)
-            p.write_text(json.dumps({"status": "complete", "seed": seed, "config": {"epochs": 4}, "test": {"spearman": c[-1]},
-                                     "history": [{"epoch": e + 1, "val_spearman": x} for e, x in enumerate(c)]}))
-    (tmp_path / "q2_2" / "summary.json").write_text(json.dumps({"thresholds": [0.50, 0.55, 0.59]}))
-    conv = [c for c in comparisons(tmp_path) if c["comparison"].endswith("convergence")]
-    assert [c["metric"].split("≥ ")[1] for c in conv] == ["0.5", "0.55", "0.59"]
-    assert conv[0]["epochs_a"] == [1, 1, 1] and conv[0]["epochs_b"] == [2, 2, 2] and conv[0]["diff"] == -1.0
-    assert conv[1]["epochs_a"] == [2, 2, 2] and conv[1]["epochs_b"] == [3, 3, 3]
-    assert conv[2]["ci95"] is None and verdict(conv[2]) == "not comparable: not reached within 4 epochs by lstm seed 1, lstm seed 2"
-    assert conv[2]["epochs_b"] == [4, None, None]
+    mean = [[0.40, 0.52, 0.56, 0.59], [0.45, 0.50, 0.57, 0.58], [0.30, 0.51, 0.55, 0.57]]
+    att = [[0.51, 0.56, 0.58, 0.60], [0.52, 0.57, 0.59, 0.61], [0.50, 0.55, 0.60, 0.60]]
+    write_q2_2(tmp_path, "q2_2_default", "lstm", [c + [0.3] * 6 for c in mean])
+    write_q2_2(tmp_path, "q2_2_default", "lstm_attention", [c + [0.3] * 6 for c in att])
+    (tmp_path / "q2_2_default/lstm_attention/seed2/metrics.json").rename(tmp_path / "seed2.json")
+    rows = [c for c in comparisons(tmp_path) if c["comparison"].startswith("Q2.2 (homework-default")]
+    assert rows and all(c["seeds_a"] == c["seeds_b"] == [1, 3] for c in rows)   # only the seeds both arms ran
+    (tmp_path / "seed2.json").rename(tmp_path / "q2_2_default/lstm_attention/seed2/metrics.json")
+    by = {c["metric"]: c for c in comparisons(tmp_path)}
+    first = by["epochs to validation Spearman ≥ 0.5"]
+    assert first["values_a"] == [1, 1, 1] and first["values_b"] == [2, 2, 2] and first["diff"] == -1
+    never = by["epochs to validation Spearman ≥ 0.6"]
+    assert never["ci95"] is None and verdict(never) == "not comparable: not reached within 10 epochs by lstm seed 1, lstm seed 2, lstm seed 3"
+    early = by["mean validation Spearman, epochs 1-10"]
+    assert early["values_a"][0] == pytest.approx((0.51 + 0.56 + 0.58 + 0.60 + 1.8) / 10) and early["ci95"] is not None
+    own = by["epochs to 95% of the run's own best validation Spearman"]   # mean: 0.95 x best 0.5605 / 0.551 / 0.5415
+    assert own["values_b"] == [4, 3, 3] and own["values_a"] == [3, 3, 3]
+    assert own["diff"] == pytest.approx(-1 / 3) and own["ci95"] is not None
+    write_q2_2(tmp_path, "q2_2", "lstm", [[0.5, 0.6]] * 3, first_seed=0)    # tuned: seed 0 is the search's run
+    write_q2_2(tmp_path, "q2_2", "lstm_attention", [[0.5, 0.6], [0.5, 0.61], [0.5, 0.62]], first_seed=0)
+    tuned = [c for c in comparisons(tmp_path) if c["comparison"].startswith("Q2.2 (Q2.1-tuned")]
+    assert tuned and all(c["seeds_a"] == [1, 2] for c in tuned)
+    floor = next(c for c in tuned if c["metric"] == "epochs to validation Spearman ≥ 0.5")
+    assert verdict(floor) == "not comparable: every run of both arms reaches it at epoch 1 (a floor, no spread)"
 
 
 @pytest.mark.parametrize("counts, published", [

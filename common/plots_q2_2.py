@@ -1,0 +1,139 @@
+"""Q2.2 figures, drawn from the per-seed records: curves and the three convergence measures per arm, and where the
+attention pooling looks, by the position of the probe's site."""
+from pathlib import Path
+
+import matplotlib.ticker
+import numpy as np
+
+from .plots import curve, finish, legend_below, plt, run_label
+from .plots_q2 import test_points
+from .q2_2_design import EARLY_EPOCHS, EXPERIMENTS, arm_runs, early_mean, first_epoch_at
+from .runio import UserError, source_name
+
+ARM_COLORS = {"lstm": "tab:purple", "lstm_attention": "tab:orange", "lstm_attention_h2": "tab:red",
+              "lstm_attention_h4": "tab:brown", "lstm_self_attention": "tab:green"}
+ARM_LABELS = {"lstm": "mean pooling", "lstm_attention": "attention pooling, 1 head",
+              "lstm_attention_h2": "attention pooling, 2 heads", "lstm_attention_h4": "attention pooling, 4 heads",
+              "lstm_self_attention": "self-attention block (4 heads) + mean"}
+
+
+def per_seed(ax, runs, value, ylabel, title, excluded):
+    """One column per arm: each seed a point (excluded seeds as open squares, labelled), the mean of the rest a bar."""
+    for i, (arm, recs) in enumerate(runs.items()):
+        color = ARM_COLORS.get(arm, "k")
+        kept = [r for r in recs if r["seed"] not in excluded]
+        vals = [value(r) for r in kept]
+        xs = i + np.linspace(-0.12, 0.12, len(kept)) if len(kept) > 1 else [i]
+        ax.plot(xs, [np.nan if v is None else v for v in vals], "o", color=color, alpha=0.8, ms=5)
+        done = [v for v in vals if v is not None]
+        if done and len(done) == len(vals):
+            ax.hlines(np.mean(done), i - 0.25, i + 0.25, color=color, lw=2)
+        for r in recs:
+            if r["seed"] in excluded and value(r) is not None:
+                ax.plot(i + 0.3, value(r), "s", mfc="none", color="k", ms=6)
+    if any(r["seed"] in excluded for recs in runs.values() for r in recs):
+        ax.plot([], [], "s", mfc="none", color="k", label="seed 0: the Q2.1 search's own run (kept out)")
+    ax.plot([], [], "o", color="gray", label="each seed (bar: mean)")
+    ax.set_xticks(range(len(runs)), [ARM_LABELS.get(a, a).replace(", ", ",\n").replace(" + ", "\n+ ") for a in runs],
+                  fontsize=7)
+    ax.set_xlim(-0.5, len(runs) - 0.5)
+    ax.set(ylabel=ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    legend_below(ax)
+
+
+def plot_q2_2_design(exp_dir):
+    """Validation Spearman per epoch of every arm; epochs to the fixed thresholds (mean vs 1-head attention); the
+    early mean over epochs 1-10; epochs to 95% of the own best; test Spearman per seed."""
+    exp_dir = Path(exp_dir)
+    runs = arm_runs(exp_dir)
+    if not runs:
+        raise UserError(f"no finished Q2.2 run under {exp_dir}; run python q2_2_attention.py first")
+    label, excluded, why = EXPERIMENTS.get(exp_dir.name.removesuffix("_quick"), (exp_dir.name, (), ""))
+    fig, axes = plt.subplots(2, 2, figsize=(14, 11))
+    (ax_sp, ax_thr), (ax_early, ax_test) = axes
+    for arm, recs in runs.items():
+        kept = [r for r in recs if r["seed"] not in excluded] or recs
+        curve(ax_sp, kept, "val_spearman", ARM_LABELS.get(arm, arm), ARM_COLORS.get(arm, "k"))
+    ax_sp.set(xlabel="epoch", ylabel="validation Spearman ρ")
+    ax_sp.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ys = [h["val_spearman"] for recs in runs.values() for r in recs for h in r["history"]]
+    ax_sp.set_ylim(max(min(ys), np.percentile(ys, 2) - 0.05), max(ys) + 0.01)   # the first epoch's low value off-axis
+    ax_sp.set_title("validation Spearman per epoch (the selection metric)", fontsize=10)
+    ax_sp.grid(alpha=0.3)
+    legend_below(ax_sp)
+    thresholds = (0.50, 0.55, 0.58, 0.60, 0.62)
+    pair = {a: runs[a] for a in ("lstm", "lstm_attention") if a in runs}
+    budget = max(r["config"]["epochs"] for recs in runs.values() for r in recs)
+    for j, (arm, recs) in enumerate(pair.items()):
+        kept = [r for r in recs if r["seed"] not in excluded]
+        for i, t in enumerate(thresholds):
+            firsts = [first_epoch_at(r["history"], t) for r in kept]
+            x = i + (j - 0.5) * 0.35
+            jit = np.linspace(-0.08, 0.08, len(firsts)) if len(firsts) > 1 else [0.0]
+            for dx, f in zip(jit, firsts):
+                ax_thr.plot(x + dx, budget + 1 if f is None else f, "^" if f is None else "o", ms=5, alpha=0.8,
+                            color=ARM_COLORS[arm], mfc="none" if f is None else ARM_COLORS[arm])
+            if firsts and None not in firsts:
+                ax_thr.hlines(np.mean(firsts), x - 0.15, x + 0.15, color=ARM_COLORS[arm], lw=2)
+        ax_thr.plot([], [], "o", color=ARM_COLORS[arm], label=f"{ARM_LABELS[arm]}: each seed (bar: mean)")
+    reached = [first_epoch_at(r["history"], t) for recs in pair.values() for r in recs for t in thresholds]
+    top = max([e for e in reached if e is not None] or [1])
+    if None in reached:
+        ax_thr.plot([], [], "^", mfc="none", color="gray", label=f"not reached in {budget} epochs")
+        top = budget + 1
+    ax_thr.set_ylim(0, top + 1.5)
+    ax_thr.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_thr.set_xticks(range(len(thresholds)), [f"≥ {t:g}" for t in thresholds])
+    ax_thr.set(xlabel="validation Spearman threshold (fixed before the runs)", ylabel="first epoch at the threshold")
+    ax_thr.set_title("convergence 1: epochs to fixed thresholds", fontsize=10)
+    ax_thr.grid(alpha=0.3)
+    legend_below(ax_thr)
+    per_seed(ax_early, runs, lambda r: early_mean(r["history"]), f"mean validation Spearman, epochs 1-{EARLY_EPOCHS}",
+             f"convergence 2: mean validation Spearman over epochs 1-{EARLY_EPOCHS} (higher = faster)", excluded)
+    test_points(ax_test, {ARM_LABELS.get(a, a).replace(", ", "\n"): [r["test"]["spearman"] for r in recs
+                                                                     if r["seed"] not in excluded]
+                          for a, recs in runs.items()})
+    ax_test.tick_params(axis="x", labelsize=7)
+    ax_test.set_title("test Spearman at the best validation epoch (never used for selection)", fontsize=10)
+    every = [r for recs in runs.values() for r in recs]
+    seeds = sorted({r["seed"] for r in every} - set(excluded))
+    fig.suptitle(f"Q2.2 at the {label}: mean pooling vs attention — seeds {seeds}"
+                 f"{f' ({why}: drawn apart)' if excluded and len(seeds) < len({r['seed'] for r in every}) else ''}\n"
+                 f"{run_label(every)}; epochs to 90% / 95% of each run's own best: RESULTS.md", y=1.0, fontsize=11)
+    fig.tight_layout()
+    return finish(fig, exp_dir / "curves.png")
+
+
+def plot_attention_sites(exp_dir, arm="lstm_attention"):
+    """Attention per position for the top-predicted single-site test probes, three with the site in each third of
+    the probe; the site-mass statistic by position (against chance and against position alone) in the title."""
+    exp_dir = Path(exp_dir)
+    recs = [r for r in arm_runs(exp_dir).get(arm, []) if "attention" in r]
+    if not recs:
+        raise UserError(f"no {arm} record with attention statistics under {exp_dir}; run python q2_2_attention.py")
+    rec = recs[0]
+    att, probes = rec["attention"], rec["attention"]["map_probes"]
+    fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.2 * len(probes) + 2.0), squeeze=False)
+    for ax, p in zip(axes[:, 0], probes):
+        w, seq = np.array(p["weights"]), p["sequence"]
+        ax.bar(range(len(seq)), w, color=["tab:orange" if m else "tab:blue" for m in p["motif"]])
+        ax.axhline(1 / len(seq), color="gray", ls=":", lw=0.8)
+        ax.set_xticks(range(len(seq)), list(seq), fontsize=7, family="monospace")
+        for t, m in zip(ax.get_xticklabels(), p["motif"]):
+            if m:
+                t.set_color("tab:orange")
+                t.set_fontweight("bold")
+        ax.set_ylabel("weight", fontsize=7)
+        ax.set_title(f"site in the {p['site_bin']}; prediction {p['prediction']:.2f} (z)", fontsize=8, loc="right")
+        ax.set_xlim(-0.6, 40.6)
+    bins = "; ".join(f"{b['bin']}: {b['attention_mass']:.2f} = {b['ratio_to_chance']:.1f}× chance, "
+                     f"{b['ratio_to_position_only']:.1f}× position alone (n = {b['probes']})"
+                     for b in att["single_site_probes_by_position"] if b["probes"])
+    d = rec["data"]
+    fig.suptitle(f"Q2.2 attention pooling (1 head), seed {rec['seed']}: top-predicted single-site test probes, 3 per site "
+                 f"position (orange: GCAUG / UGCAUG; dotted: uniform weight)\nmass on the site, by its position — {bins}\n"
+                 f"{source_name(d)} ({d['checksum'][:8]})", fontsize=9)
+    fig.tight_layout()
+    return finish(fig, exp_dir / "attention_maps.png")

@@ -1,0 +1,110 @@
+"""Q2.2's comparisons, from the per-seed records: three measures of convergence and the test Spearman, each arm
+against its baseline on the seeds both arms ran, with a Welch 95% CI.
+
+Convergence, per run (validation Spearman per epoch, the selection metric):
+  - the first epoch at each fixed threshold (censored where a run never reaches it: then no interval);
+  - the mean validation Spearman over epochs 1-10, a continuous measure with no floor;
+  - the first epoch at 90% and at 95% of the run's own best validation Spearman.
+Seed 0 of the tuned setting is the Q2.1 search's own selected run (the best of its 20 trials on this validation
+set), so it never enters a comparison (EXCLUDED_SEEDS) and is shown apart."""
+from pathlib import Path
+
+import numpy as np
+
+from .experiment import load_runs
+from .stats import welch_diff
+
+EARLY_EPOCHS = 10
+OWN_BEST_FRACTIONS = (0.90, 0.95)
+# experiment folder -> (setting label, seeds kept out of comparisons, and why)
+EXPERIMENTS = {"q2_2_default": ("homework-default BiLSTM", (), ""),
+               "q2_2": ("Q2.1-tuned BiLSTM", (0,), "seed 0 is the Q2.1 search's selected run")}
+# (arm, baseline) pairs, in the order they are reported
+PAIRS = (("lstm_attention", "lstm"), ("lstm_attention_h2", "lstm"), ("lstm_attention_h4", "lstm"),
+         ("lstm_self_attention", "lstm"), ("lstm_attention_h2", "lstm_attention"),
+         ("lstm_attention_h4", "lstm_attention"))
+
+
+def first_epoch_at(history, threshold):
+    """The first epoch whose validation Spearman reaches threshold, or None if none does."""
+    return next((h["epoch"] for h in history if h["val_spearman"] >= threshold), None)
+
+
+def early_mean(history, epochs=EARLY_EPOCHS):
+    """Mean validation Spearman over epochs 1..epochs (None if the run is shorter)."""
+    vals = [h["val_spearman"] for h in history if h["epoch"] <= epochs]
+    return float(np.mean(vals)) if len(vals) == epochs else None
+
+
+def epochs_to_own_best(history, fraction):
+    """The first epoch at fraction x the run's own best validation Spearman."""
+    best = max(h["val_spearman"] for h in history)
+    return first_epoch_at(history, fraction * best)
+
+
+def convergence_measures(history, thresholds):
+    """Every convergence measure of one run, keyed as in the comparisons."""
+    out = {f"epochs to validation Spearman ≥ {t}": first_epoch_at(history, t) for t in thresholds}
+    out[f"mean validation Spearman, epochs 1-{EARLY_EPOCHS}"] = early_mean(history)
+    for f in OWN_BEST_FRACTIONS:
+        out[f"epochs to {f:.0%} of the run's own best validation Spearman"] = epochs_to_own_best(history, f)
+    return out
+
+
+def arm_runs(exp_dir):
+    """{folder: finished records sorted by seed} of an experiment folder."""
+    out = {}
+    for d in sorted(p for p in Path(exp_dir).iterdir() if p.is_dir()):
+        recs = sorted((r for r in load_runs(d) if r.get("status") == "complete"), key=lambda r: r["seed"])
+        if recs:
+            out[d.name] = recs
+    return out
+
+
+def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
+    """Rows for arm a − arm b on the seeds both ran (less the excluded): test Spearman and every convergence measure."""
+    seeds = sorted({r["seed"] for r in recs_a} & {r["seed"] for r in recs_b} - set(excluded))
+    ra = [r for r in recs_a if r["seed"] in seeds]
+    rb = [r for r in recs_b if r["seed"] in seeds]
+    if len(seeds) < 2:
+        return []
+    budgets = sorted({r["config"]["epochs"] for r in ra + rb})
+    label, *_ = EXPERIMENTS.get(name, (name,))
+    base = {"comparison": f"Q2.2 ({label}): {a} vs {b}", "a": f"{name}/{a}", "b": f"{name}/{b}",
+            "seeds_a": seeds, "seeds_b": seeds}
+    uncomparable = {"ci95": None, "p": None, "significant": None}
+    rows = [{**base, "metric": "test Spearman", **welch_diff([r["test"]["spearman"] for r in ra],
+                                                             [r["test"]["spearman"] for r in rb])}]
+    if len(budgets) > 1:   # a protocol rerun halfway: the difference would mix the effect with the budget
+        rows[0].update(uncomparable, not_comparable=f"runs of different lengths (epochs {budgets}); rerun them to one protocol")
+    ma = [convergence_measures(r["history"], thresholds) for r in ra]
+    mb = [convergence_measures(r["history"], thresholds) for r in rb]
+    for key in ma[0]:
+        va, vb = [m[key] for m in ma], [m[key] for m in mb]
+        row = {**base, "metric": key, "values_a": va, "values_b": vb}
+        never = [f"{arm} seed {s}" for arm, vals in ((a, va), (b, vb)) for s, v in zip(seeds, vals) if v is None]
+        why = (f"runs of different lengths (epochs {budgets}); rerun them to one protocol" if len(budgets) > 1 else
+               f"not reached within {budgets[0]} epochs by {', '.join(never)}" if never else None)
+        if why:
+            row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—", not_comparable=why)
+        else:
+            row.update(welch_diff(va, vb))
+            if len(set(va + vb)) == 1:   # every run the same epoch: no spread, and nothing to tell the arms apart
+                row.update(ci95=None, p=None, significant=None,
+                           not_comparable=f"every run of both arms reaches it at epoch {va[0]} (a floor, no spread)")
+        rows.append(row)
+    return rows
+
+
+def q2_2_comparisons(root, thresholds=(0.50, 0.55, 0.58, 0.60, 0.62)):
+    """Every Q2.2 comparison of both settings whose two arms have at least two common seeds."""
+    out = []
+    for name, (_, excluded, _) in EXPERIMENTS.items():
+        exp = Path(root) / name
+        if not exp.is_dir():
+            continue
+        runs = arm_runs(exp)
+        for a, b in PAIRS:
+            if a in runs and b in runs:
+                out += compare_arms(name, a, b, runs[a], runs[b], thresholds, excluded)
+    return out
