@@ -84,11 +84,12 @@ def selected_test_report(model, best_state, x, y, softmax_in_model, device, prec
 
 
 def use_cuda_graphs(flag, device):
-    """--cuda-graphs: auto = on for CUDA devices; on elsewhere is a user error."""
+    """--cuda-graphs -> fit()'s mode: auto = guarded on CUDA devices (eager on any capture error or a first-step
+    mismatch, with one line), off elsewhere; on = strict, and a user error off CUDA."""
     is_cuda = str(device).startswith("cuda")
     if flag == "on" and not is_cuda:
         raise UserError(f"--cuda-graphs on needs a CUDA device (this run uses {device}); use --cuda-graphs auto or off")
-    return flag == "on" or (flag == "auto" and is_cuda)
+    return "off" if flag == "off" or not is_cuda else flag
 
 
 def train_variant(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, multi):
@@ -107,7 +108,7 @@ def train_locked(args, experiment, pool, variant, seed, data, data_record, devic
     model = model.to(memory_format=mf)
     (xtr, ytr), (xva, yva), (xte, yte) = (data[s] for s in ("train", "val", "test"))
     xtr, xva, xte = (x.contiguous(memory_format=mf) for x in (xtr, xva, xte))
-    optimizer = make_adam(model.parameters(), args.lr, device, capturable=cuda_graphs)
+    optimizer = make_adam(model.parameters(), args.lr, device, capturable=cuda_graphs != "off")
     loss_fn = nn.CrossEntropyLoss()
 
     def loss_of_batch(m, idx):
@@ -128,7 +129,8 @@ def train_locked(args, experiment, pool, variant, seed, data, data_record, devic
         h, b = result["history"], result["best"]
         return metrics_record(experiment, variant, config, data_record, device, seed, params, result, started, extra={
             "test": {"acc": h[b["epoch"] - 1]["test_acc"], "epoch": b["epoch"]},   # test of the best-val checkpoint
-            "final": {"test_acc": h[-1]["test_acc"], "val_acc": h[-1]["val_acc"], "epoch": h[-1]["epoch"]}})
+            "final": {"test_acc": h[-1]["test_acc"], "val_acc": h[-1]["val_acc"], "epoch": h[-1]["epoch"]},
+            "cuda_graphs_used": result.get("cuda_graphs_used", False), "cuda_graphs_fallback": result.get("cuda_graphs_fallback")})
 
     def on_epoch(result):
         r = result["history"][-1]

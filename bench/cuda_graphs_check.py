@@ -30,7 +30,7 @@ def one_mode(graphs, data, device, epochs, seed=0):
     xtr, xva = (x.contiguous(memory_format=torch.channels_last) for x in (xtr, xva))
     opt = make_adam(model.parameters(), 1e-3, device, capturable=graphs)
     loss_fn = nn.CrossEntropyLoss()
-    cfg = FitConfig(epochs=epochs, batch_size=64, seed=seed, select="val_acc", cuda_graphs=graphs)
+    cfg = FitConfig(epochs=epochs, batch_size=64, seed=seed, select="val_acc", cuda_graphs="on" if graphs else "off")
     res = fit(model, opt, lambda m, idx: loss_fn(m(xtr[idx]).float(), ytr[idx]), len(ytr),
               lambda m: {"val_acc": (m(xva).argmax(1) == yva).float().mean().item()}, cfg, device)
     return [{k: h[k] for k in ("epoch", "train_loss", "val_acc", "seconds")} for h in res["history"]]

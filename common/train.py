@@ -23,7 +23,9 @@ class FitConfig:
     select: str                 # key of evaluate()'s dict to maximise, e.g. "val_acc"
     patience: int = 0           # early stopping on `select`; 0 = never stop early
     precision: str = "fp32"     # "fp32" or "bf16" (autocast)
-    cuda_graphs: bool = False   # replay forward + backward + Adam step of full batches as one CUDA graph
+    cuda_graphs: str = "off"    # replay forward + backward + Adam step of full batches as one CUDA graph:
+                                # "on" (strict: a capture error stops the run), "auto" (guarded: eager on any capture
+                                # error or first-step mismatch, with one line), "off"
     stop_at: float = 0.0        # wall-clock time (time.time()) after which to stop at an epoch end; 0 = never
 
 
@@ -113,6 +115,62 @@ def graphed_step(model, optimizer, loss_of_batch, batch_size, device, precision,
     return step
 
 
+GRAPH_TOLERANCE = 1e-3   # relative; eager vs graphed loss of one step from the same weights (bench/cuda_graphs_check.py)
+
+
+def _training_state(model, optimizer):
+    """Copies of the weights, the optimizer state and the RNG states, to put back in place (graphs hold addresses)."""
+    params = list(model.parameters())
+    return {"params": [p.detach().clone() for p in params],
+            "opt": {p: {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)} for p in params
+                    if p in optimizer.state},
+            "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _restore_training_state(model, optimizer, saved, drop_new_state=False):
+    """In place. drop_new_state: forget optimizer state made since the copy (an abandoned capture), else zero it
+    (a live graph holds its addresses; zeroed Adam state acts as fresh state)."""
+    with torch.no_grad():
+        for p, p0 in zip(model.parameters(), saved["params"]):
+            p.copy_(p0)
+        for p in model.parameters():
+            if p not in saved["opt"] and drop_new_state:
+                optimizer.state.pop(p, None)
+                continue
+            for k, v in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(v):
+                    v.copy_(saved["opt"][p][k]) if p in saved["opt"] else v.zero_()
+    torch.set_rng_state(saved["rng"])
+    if saved["cuda_rng"] is not None:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+
+
+def guarded_graphed_step(model, optimizer, loss_of_batch, batch_size, device, precision):
+    """--cuda-graphs auto: a graphed_step() that can never do worse than eager.
+
+    Returns (step or None, why it fell back or None). Capture runs inside a guard; after it, one step is replayed
+    from the captured state and its loss compared with an eager forward pass from the same weights on the same
+    batch (no dropout in the models that use graphs). Any capture error or a relative difference above
+    GRAPH_TOLERANCE gives (None, reason), with the weights, optimizer state and RNG put back as they were, so the
+    run continues eagerly exactly as if graphs had been off."""
+    saved = _training_state(model, optimizer)
+    try:
+        step = graphed_step(model, optimizer, loss_of_batch, batch_size, device, precision)
+        probe = _training_state(model, optimizer)
+        idx = torch.arange(batch_size, device=device)
+        with torch.no_grad(), autocast(device, precision):
+            eager = float(loss_of_batch(model, idx).float())
+        graphed = float(step(idx).float())
+        _restore_training_state(model, optimizer, probe)
+        if not abs(graphed - eager) <= GRAPH_TOLERANCE * max(abs(eager), 1e-12):
+            raise RuntimeError(f"first-step loss {graphed:.6g} with the graph vs {eager:.6g} eager")
+        return step, None
+    except Exception as e:   # noqa: BLE001 - any failure of the optional fast path means: run eagerly
+        _restore_training_state(model, optimizer, saved, drop_new_state=True)
+        optimizer.zero_grad(set_to_none=True)
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def train_epoch(model, optimizer, loss_of_batch, n, batch_size, generator, device, precision, graphed=None):
     """One pass over n training items in a seeded random order. loss_of_batch(model, idx) -> mean loss.
 
@@ -192,9 +250,14 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
         raise UserError(f"--resume: no checkpoint at {ckpt_path}; run without --resume to start this run")
     stopped_at_deadline = interrupted = False
     trained = 0
-    graphed = None
-    if cfg.cuda_graphs and start <= cfg.epochs:   # after a resume: capture with the restored weights and state
+    graphed = graph_fallback = None
+    if cfg.cuda_graphs == "on" and start <= cfg.epochs:   # after a resume: capture with the restored weights and state
         graphed = graphed_step(model, optimizer, loss_of_batch, cfg.batch_size, device, cfg.precision)
+    elif cfg.cuda_graphs == "auto" and start <= cfg.epochs:
+        graphed, graph_fallback = guarded_graphed_step(model, optimizer, loss_of_batch, cfg.batch_size, device, cfg.precision)
+        if graph_fallback:
+            print(f"cuda graphs: falling back to eager ({graph_fallback}); --cuda-graphs off skips the attempt",
+                  file=sys.stderr, flush=True)
     for epoch in range(start, cfg.epochs + 1):
         sync(device)
         t0 = time.perf_counter()
@@ -224,12 +287,12 @@ def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_pa
                                    "rng": _rng_state(generator), "history": history, "best": best,
                                    "best_state": best_state, "stopped_early": stopped_early})
         result = {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
-                  "epochs_trained": trained}
+                  "epochs_trained": trained, "cuda_graphs_used": graphed is not None, "cuda_graphs_fallback": graph_fallback}
         if on_epoch:
             on_epoch(result)
         if stopped_early or stopped_at_deadline or interrupted:
             break
     return {"history": history, "best": best, "best_state": best_state, "stopped_early": stopped_early,
             "stopped_at_deadline": stopped_at_deadline, "interrupted": interrupted,
-            "epochs_trained": trained}
+            "epochs_trained": trained, "cuda_graphs_used": graphed is not None, "cuda_graphs_fallback": graph_fallback}
 

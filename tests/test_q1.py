@@ -222,12 +222,62 @@ def test_the_configured_bloodmnist_file_is_valid():
 def test_cuda_graphs_flag_on_cpu():
     from q1_1_cnn import use_cuda_graphs
     from common.train import graphed_step
-    assert use_cuda_graphs("auto", "cpu") is False and use_cuda_graphs("off", "cuda") is False
-    assert use_cuda_graphs("auto", "cuda") is True
+    assert use_cuda_graphs("auto", "cpu") == "off" and use_cuda_graphs("off", "cuda") == "off"
+    assert use_cuda_graphs("auto", "cuda") == "auto" and use_cuda_graphs("on", "cuda") == "on"
     with pytest.raises(UserError, match="--cuda-graphs on needs a CUDA device"):
         use_cuda_graphs("on", "cpu")
     with pytest.raises(UserError, match="CUDA graphs need a CUDA device"):
         graphed_step(BloodCNN(pool=True), None, None, 64, "cpu", "fp32")
+
+
+def tiny_fit(cuda_graphs, capsys=None):
+    """Two epochs of the pooled CNN on 200 random images with fit(): (history without times, final weights)."""
+    from common.train import FitConfig, fit, make_adam
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 3, 28, 28, generator=g), torch.randint(0, 8, (200,), generator=g)
+    torch.manual_seed(0)
+    model = BloodCNN(pool=True)
+    opt = make_adam(model.parameters(), 1e-3, "cpu")
+    loss_fn = torch.nn.CrossEntropyLoss()
+    cfg = FitConfig(epochs=2, batch_size=64, seed=0, select="val_acc", cuda_graphs=cuda_graphs)
+    res = fit(model, opt, lambda m, idx: loss_fn(m(x[idx]), y[idx]), 200,
+              lambda m: {"val_acc": (m(x).argmax(1) == y).float().mean().item()}, cfg, "cpu")
+    drop = ("seconds", "train_seconds", "eval_seconds")
+    return [{k: v for k, v in h.items() if k not in drop} for h in res["history"]], model.state_dict(), res
+
+
+def test_cuda_graphs_auto_falls_back_to_eager_when_capture_fails(capsys):
+    """--cuda-graphs auto can never do worse than eager: here capture fails (no CUDA device), and the run goes
+    on eagerly, bit for bit the eager run, after one line that says so. --cuda-graphs on stays strict."""
+    eager, w_eager, _ = tiny_fit("off")
+    capsys.readouterr()
+    auto, w_auto, res = tiny_fit("auto")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert auto == eager and all(torch.equal(w_eager[k], w_auto[k]) for k in w_eager)
+    assert len(err) == 1 and err[0].startswith("cuda graphs: falling back to eager (UserError: CUDA graphs need a CUDA")
+    assert res["cuda_graphs_used"] is False and res["cuda_graphs_fallback"].startswith("UserError")
+    with pytest.raises(UserError, match="CUDA graphs need a CUDA device"):
+        tiny_fit("on")
+
+
+def test_cuda_graphs_auto_falls_back_when_the_graph_step_differs_from_eager(monkeypatch, capsys):
+    """A capture that 'works' but whose first step's loss differs from eager is not used; the weights it changed
+    are put back, so the run is still exactly the eager one."""
+    from common import train
+
+    def bad_capture(model, optimizer, loss_of_batch, batch_size, device, precision):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)   # a capture that leaves the weights changed
+        return lambda idx: torch.tensor(123.0)
+
+    eager, w_eager, _ = tiny_fit("off")
+    monkeypatch.setattr(train, "graphed_step", bad_capture)
+    capsys.readouterr()
+    auto, w_auto, res = tiny_fit("auto")
+    err = capsys.readouterr().err
+    assert auto == eager and all(torch.equal(w_eager[k], w_auto[k]) for k in w_eager)
+    assert "falling back to eager (RuntimeError: first-step loss 123 with the graph vs" in err and not res["cuda_graphs_used"]
 
 
 def test_stop_at_then_resume_equals_an_uninterrupted_run(tmp_path, blood_npz):
