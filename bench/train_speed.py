@@ -87,6 +87,14 @@ def gemm_gflops(precision, n=2048, repeats=7):
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
+def measured_ceiling(skip):
+    """{precision: GFLOP/s of a 2048^3 GEMM, or None}: bf16 only where the CPU has native bf16 (emulated, eight
+    GEMMs take over ten minutes); nothing when skip (the test of this script)."""
+    if skip:
+        return {"fp32": None, "bf16": None}
+    return {"fp32": gemm_gflops("fp32"), "bf16": gemm_gflops("bf16") if cpu_has_bf16() else None}
+
+
 class PlainCNN(RNACNN):
     """The usual way to write the Q2 CNN (what RNACNN computed before its unfolded-matmul form):
     nn.Conv1d on (B, 4, L), padding positions set to -inf, max over positions. Same parameters."""
@@ -258,6 +266,7 @@ VARIANTS = {
     "q1": [("reference (fp32, NCHW, DataLoader)", {"reference": True}),
            ("ours fp32 NCHW", {}),
            ("ours fp32 channels_last", {"channels_last": True}),
+           ("ours fp32 channels_last, malloc keep", {"channels_last": True, **KEEP}),
            ("ours bf16 channels_last", {"precision": "bf16", "channels_last": True}),
            ("ours bf16 channels_last, malloc keep", {"precision": "bf16", "channels_last": True, **KEEP})],
     "q2": [("reference (fp32, DataLoader)", {"reference": True}),
@@ -270,8 +279,13 @@ VARIANTS = {
            ("ours bf16, malloc keep, batch 256", {"precision": "bf16", "batch": 256, **KEEP})],
 }
 
-def variants_of(name):
+def variants_of(name, all_rows=False):
+    """The rows of a model. On a CPU without native bf16 (AVX512-BF16 or AMX) the bf16 rows are left out unless
+    all_rows: emulated bf16 runs at about 1 GFLOP/s there (measured on an AVX2-only EPYC, against about 30 in fp32),
+    a row would take minutes, and auto never picks it."""
     rows = VARIANTS["q1" if name.startswith("q1") else "q2"]
+    if not (all_rows or cpu_has_bf16()):
+        rows = [(label, cfg) for label, cfg in rows if cfg.get("precision") != "bf16"]
     if name == "q2_lstm":   # the plain BiLSTM packs; the unpacked rows run our BiLSTM through the plain loader
         rows = [("reference, packed nn.LSTM (DataLoader)", {"reference": True, "packed": True})] + [
             (label.replace("reference (fp32, DataLoader)", "plain loader, our unpacked BiLSTM (fp32, DataLoader)"), cfg)
@@ -299,7 +313,7 @@ def reference_of(row, rows):
 
 def run_one(args, name, index, device):
     """Child process: one row, printed as one JSON line."""
-    label, cfg = variants_of(name)[index]
+    label, cfg = variants_of(name, args.all_rows)[index]
     set_malloc(cfg.get("malloc", "default"))
     fn = bench_q1 if name.startswith("q1") else bench_q2
     print(json.dumps(fn(name, label, cfg, args, device)))
@@ -316,6 +330,9 @@ def main(argv=None):
     p.add_argument("--npz", default=None, help="BloodMNIST npz (else $BLOODMNIST_NPZ or data/bloodmnist.npz)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--out", default="figures/bench/train_speed.json", help="where to write the JSON results")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the measured GEMM ceiling (eight 2048^3 GEMMs per precision)")
+    p.add_argument("--all-rows", action="store_true",
+                   help="also the bf16 rows on a CPU without native bf16 (emulated there: minutes per row)")
     p.add_argument("--row", nargs=2, metavar=("MODEL", "INDEX"), help=argparse.SUPPRESS)   # internal: one row, in a child
     args = p.parse_args(argv)
     if args.threads:
@@ -328,16 +345,19 @@ def main(argv=None):
     env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
            "python": platform.python_version(), "peak_gflops_estimate": peak_gflops(), "date": time.strftime("%Y-%m-%d %H:%M"),
            "isolation": "one fresh process per row, rows run one after another",
-           "gemm_gflops_measured": {p: gemm_gflops(p) for p in ("fp32", "bf16")}}
+           "native_bf16": cpu_has_bf16(), "gemm_gflops_measured": measured_ceiling(args.no_ceiling)}
+    gemm = env["gemm_gflops_measured"]
     print(f"{env['cpu']}, {env['threads']} threads, torch {env['torch']}, device {device}; "
           f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, {env['peak_gflops_estimate']['bf16']:.0f} bf16; "
-          f"2048^3 GEMM measured {env['gemm_gflops_measured']['fp32']:.0f} fp32, {env['gemm_gflops_measured']['bf16']:.0f} bf16")
+          f"2048^3 GEMM measured " + ", ".join(f"{'—' if v is None else f'{v:.0f}'} {k}" for k, v in gemm.items())
+          + ("" if env["native_bf16"] or args.all_rows else "; no native bf16: bf16 rows and ceiling left out (--all-rows)"))
     passthrough = ["--steps", str(args.steps), "--min-seconds", str(args.min_seconds), "--warmup", str(args.warmup),
                    "--repeats", str(args.repeats), "--q2-n", str(args.q2_n)]
     passthrough += (["--npz", args.npz] if args.npz else []) + (["--threads", str(args.threads)] if args.threads else [])
+    passthrough += ["--all-rows"] if args.all_rows else []
     rows = []
     for name in args.models:
-        for index, (label, _) in enumerate(variants_of(name)):
+        for index, (label, _) in enumerate(variants_of(name, args.all_rows)):
             out = subprocess.run([sys.executable, __file__, "--row", name, str(index), *passthrough],
                                  capture_output=True, text=True)
             if out.returncode != 0:
@@ -350,7 +370,8 @@ def main(argv=None):
         if "gflops" in r:
             precision = r["config"].get("precision", "fp32")
             r["fraction_of_peak"] = r["gflops"] / env["peak_gflops_estimate"][precision]
-            r["fraction_of_measured_gemm"] = r["gflops"] / env["gemm_gflops_measured"][precision]
+            if gemm.get(precision):
+                r["fraction_of_measured_gemm"] = r["gflops"] / gemm[precision]
         ref = reference_of(r, rows)
         r["reference_variant"] = ref["variant"]
         r["speedup_vs_reference"] = ref["epoch_seconds"] / r["epoch_seconds"]

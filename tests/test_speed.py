@@ -104,10 +104,25 @@ def test_bench_q1_flops_count():
     assert bench.q1_forward_flops(False) == conv + 2 * (128 * 28 * 28 * 256 + 256 * 8)
 
 
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_bench_has_an_auto_row_for_every_model_on_every_cpu_kind(monkeypatch, native_bf16):
+    """Each model has exactly one (auto) row, on CPUs with and without native bf16; without it, no bf16 row runs."""
+    import common.cli
+    bench = load_bench()
+    monkeypatch.setattr(common.cli, "cpu_has_bf16", lambda: native_bf16)
+    monkeypatch.setattr(bench, "cpu_has_bf16", lambda: native_bf16)
+    for name in bench.N_TRAIN:
+        rows = bench.variants_of(name)
+        assert sum(label.endswith("(auto)") for label, _ in rows) == 1, (name, rows)
+        assert native_bf16 or not any(cfg.get("precision") == "bf16" for _, cfg in rows)
+    assert any(cfg.get("precision") == "bf16" for _, cfg in bench.variants_of("q1_1", all_rows=True))
+    assert bench.measured_ceiling(skip=True) == {"fp32": None, "bf16": None}
+
+
 def test_bench_runs_one_row_end_to_end(tmp_path):
     out = tmp_path / "speed.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--models", "q2_cnn", "--steps", "2", "--min-seconds", "0",
-                    "--warmup", "1", "--repeats", "1", "--q2-n", "256", "--out", str(out)],
+                    "--warmup", "1", "--repeats", "1", "--q2-n", "256", "--no-ceiling", "--out", str(out)],
                    check=True, capture_output=True, text=True, cwd=ROOT)
     result = json.loads(out.read_text())
     assert result["environment"]["isolation"].startswith("one fresh process per row")
