@@ -2,6 +2,7 @@
 import argparse
 import ctypes
 import ctypes.util
+import os
 import platform
 import random
 
@@ -80,11 +81,17 @@ def pick_device(name):
 
 
 def cpu_has_bf16():
+    """Native bf16 matmuls: the CPU has AVX512-BF16 or AMX, and oneDNN (torch's CPU matmul library) may use them.
+
+    ONEDNN_MAX_CPU_ISA=AVX2 (or any cap below AVX512_CORE_BF16) makes bf16 emulated, about 1 GFLOP/s as on an
+    AVX2-only CPU: measured here, against ~138 uncapped; then auto must not pick bf16."""
     try:
         flags = open("/proc/cpuinfo").read()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    capped = bool(isa) and isa not in ("ALL", "DEFAULT") and not any(k in isa for k in ("BF16", "FP16", "AMX"))
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and not capped
 
 
 def resolve_precision(name, device, cpu_bf16_pays=True):

@@ -4,6 +4,7 @@ and --help. Each case ends in one clear line (no traceback) and never in a half-
 Run: python -m pytest -q tests/test_robustness.py
 """
 import json
+import runpy
 import os
 import shutil
 import signal
@@ -168,14 +169,22 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
     assert no_times(a["history"]) == no_times(b["history"]) and all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
 
 
+@pytest.mark.filterwarnings("ignore:'common.simulate_rnacompete' found in sys.modules:RuntimeWarning")
 @pytest.mark.parametrize("script", SCRIPTS + ["-m common.simulate_rnacompete"])
-def test_help_states_each_default_once(script):
-    args = script.split() if script.startswith("-m") else [script]
-    out = subprocess.run([sys.executable, *args, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    options = " ".join(out.stdout.split()).split(" -")          # one chunk of text per flag
+def test_help_states_each_default_once(script, monkeypatch, capsys):
+    # In this process (runpy), not a subprocess: the same argparse code, without a torch import per script.
+    monkeypatch.setattr(sys, "argv", [script.split()[-1], "--help"])
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as stop:
+        if script.startswith("-m"):
+            runpy.run_module(script.split()[1], run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(str(ROOT / script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    options = " ".join(out.split()).split(" -")          # one chunk of text per flag
     assert [o for o in options if o.count("(default") > 1] == []
-    assert "(default" in out.stdout
+    assert "(default" in out
 
 
 def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(tmp_path):

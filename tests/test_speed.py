@@ -85,7 +85,7 @@ def test_auto_precision_follows_the_measurements(monkeypatch, device, pays, bf16
 def test_bench_compares_each_row_with_the_reference_of_its_batch_size():
     bench = load_bench()
     rows = [{"model": "q2_cnn", "variant": label, "config": cfg, "batch_size": cfg.get("batch", 64)}
-            for label, cfg in bench.variants_of("q2_cnn")]
+            for label, cfg in bench.variants_of("q2_cnn", all_rows=True)]   # bf16 rows too, on any CPU
     refs = {r["variant"]: bench.reference_of(r, rows)["variant"] for r in rows}
     assert refs["ours fp32, malloc keep, batch 256"] == "reference (fp32, DataLoader), batch 256"
     assert refs["ours bf16"] == "reference (fp32, DataLoader)"
@@ -128,3 +128,12 @@ def test_bench_runs_one_row_end_to_end(tmp_path):
     assert result["environment"]["isolation"].startswith("one fresh process per row")
     assert len(result["results"]) == len(load_bench().variants_of("q2_cnn"))
     assert all(r["epoch_seconds"] > 0 and r["speedup_vs_reference"] > 0 for r in result["results"])
+
+
+def test_a_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 emulates bf16 (about 1 GFLOP/s, as on an AVX2-only CPU), so auto must pick fp32."""
+    from common.cli import cpu_has_bf16, resolve_precision
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert cpu_has_bf16() is False and resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert cpu_has_bf16() == ("avx512_bf16" in open("/proc/cpuinfo").read() or "amx_bf16" in open("/proc/cpuinfo").read())
