@@ -227,8 +227,8 @@ def stats_rows(root):
 def provenance_rows(root):
     """Every committed run, one row each: what the README's numbers rest on (seeds, epochs, times, device, notes)."""
     rows = ["## Run provenance (every metrics.json under this folder)", "",
-            "| run | status | seed | epochs run (best) | train s | s/epoch (median) | device | started | note |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| run | status | seed | epochs run (best) | train s | s/epoch (median) | device | started | code | note |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(Path(root).rglob("metrics.json")):
         r = read_json(path)
         if "history" not in r:
@@ -237,10 +237,12 @@ def provenance_rows(root):
         spe = r.get("seconds_per_epoch_median")
         note = (r.get("config", {}).get("note") or "").replace("|", "/")
         resumed = f" (resumed after epoch {r['resumed_after_epoch']})" if r.get("resumed_after_epoch") else ""
+        code = r.get("code") or {}   # the commit (+ uncommitted changes); records before 2026-12-01 have none
+        commit = (code.get("git_commit") or "—")[:8] + (" + changes" if code.get("git_dirty") else "")
         rows.append(f"| {path.parent.relative_to(root)} | {r.get('status', '—')} | {r.get('seed', '—')} | "
                     f"{r.get('epochs_run', '—')} ({best}) | {r.get('train_seconds', 0):.0f} | "
                     f"{'—' if spe is None else f'{spe:.2f}'} | {r.get('device_name', '—')} | "
-                    f"{r.get('started', r.get('written', '—'))}{resumed} | {note} |")
+                    f"{r.get('started', r.get('written', '—'))}{resumed} | {commit} | {note} |")
     return rows + [""]
 
 

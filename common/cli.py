@@ -9,6 +9,8 @@ import random
 import numpy as np
 import torch
 
+from .runio import UserError, code_version
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help with each flag's default written once: "(default: X)" is added only where the help text does not
@@ -72,10 +74,8 @@ def pick_device(name):
             return "mps"
         return "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        from .runio import UserError
         raise UserError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        from .runio import UserError
         raise UserError("--device mps was asked for but this torch has no MPS backend; use --device cpu or auto")
     return name
 
@@ -133,8 +133,7 @@ def set_malloc(mode):
     libc = ctypes.util.find_library("c") if platform.libc_ver()[0] == "glibc" else None
     if libc is None:
         if mode == "keep":
-            from .runio import UserError
-            raise UserError("--malloc keep needs Linux with glibc; use --malloc auto or default here")
+                raise UserError("--malloc keep needs Linux with glibc; use --malloc auto or default here")
         return False
     mallopt = ctypes.CDLL(libc).mallopt
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
@@ -142,6 +141,7 @@ def set_malloc(mode):
 
 def setup_device(args, cpu_bf16_pays=True):
     """(device, precision) from --device/--precision, after applying --threads and --malloc."""
+    code_version()   # the code this run starts with, for its records
     if args.threads:
         torch.set_num_threads(args.threads)
     args.malloc_kept = set_malloc(args.malloc)   # recorded in metrics.json with the other flags

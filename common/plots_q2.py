@@ -84,16 +84,17 @@ def plot_search(exp_dir, model):
     return finish(fig, Path(exp_dir) / f"search_{model}.png")
 
 
-def test_points(ax, values):
+def test_points(ax, values, colors=None):
     """Each variant's seeds as points, their mean with a 95% t interval, and the difference of the last two
     variants with its Welch 95% CI written on the axes: near-equal values are not drawn as zoomed bars."""
     names = list(values)
+    colors = colors or COLORS
     for i, v in enumerate(names):
         vals = np.asarray(values[v], float)
-        ax.plot(np.full(len(vals), i) + np.linspace(-0.08, 0.08, len(vals)), vals, "o", color=COLORS.get(v, "k"), alpha=0.5,
+        ax.plot(np.full(len(vals), i) + np.linspace(-0.08, 0.08, len(vals)), vals, "o", color=colors.get(v, "k"), alpha=0.5,
                 ms=5, label="each seed" if i == 0 else None)
         half = stats.t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / np.sqrt(len(vals)) if len(vals) > 1 else 0.0
-        ax.errorbar(i + 0.25, vals.mean(), yerr=half, fmt="s", color=COLORS.get(v, "k"), capsize=5,
+        ax.errorbar(i + 0.25, vals.mean(), yerr=half, fmt="s", color=colors.get(v, "k"), capsize=5,
                     label="mean, 95% CI (t)" if i == 0 else None)
         ax.annotate(f"{vals.mean():.4f}\n(n={len(vals)})", (i + 0.3, vals.mean()), xytext=(6, 0), textcoords="offset points",
                     fontsize=8, va="center")

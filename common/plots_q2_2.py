@@ -92,16 +92,17 @@ def plot_q2_2_design(exp_dir):
     legend_below(ax_thr)
     per_seed(ax_early, runs, lambda r: early_mean(r["history"]), f"mean validation Spearman, epochs 1-{EARLY_EPOCHS}",
              f"convergence 2: mean validation Spearman over epochs 1-{EARLY_EPOCHS} (higher = faster)", excluded)
-    test_points(ax_test, {ARM_LABELS.get(a, a).replace(", ", "\n"): [r["test"]["spearman"] for r in recs
-                                                                     if r["seed"] not in excluded]
-                          for a, recs in runs.items()})
-    ax_test.tick_params(axis="x", labelsize=7)
+    test_points(ax_test, {a: [r["test"]["spearman"] for r in recs if r["seed"] not in excluded] for a, recs in runs.items()},
+                colors=ARM_COLORS)
+    ax_test.set_xticks(range(len(runs)), [ARM_LABELS.get(a, a).replace(", ", ",\n").replace(" + ", "\n+ ") for a in runs],
+                       fontsize=7)
     ax_test.set_title("test Spearman at the best validation epoch (never used for selection)", fontsize=10)
     every = [r for recs in runs.values() for r in recs]
     seeds = sorted({r["seed"] for r in every} - set(excluded))
+    kept_every = [r for r in every if r["seed"] not in excluded] or every
     fig.suptitle(f"Q2.2 at the {label}: mean pooling vs attention — seeds {seeds}"
                  f"{f' ({why}: drawn apart)' if excluded and len(seeds) < len({r['seed'] for r in every}) else ''}\n"
-                 f"{run_label(every)}; epochs to 90% / 95% of each run's own best: RESULTS.md", y=1.0, fontsize=11)
+                 f"{run_label(kept_every)}; epochs to 90% / 95% of each run's own best: RESULTS.md", y=1.0, fontsize=11)
     fig.tight_layout()
     return finish(fig, exp_dir / "curves.png")
 

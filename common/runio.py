@@ -4,9 +4,11 @@ import json
 import os
 import pickle
 import platform
+import subprocess
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -134,8 +136,29 @@ def timestamp(t=None):
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@lru_cache(maxsize=1)
+def code_version():
+    """The code that makes a record: git commit, whether the work tree had uncommitted changes (untracked files
+    count), and the command line. Taken once per process, at its first call (setup_device makes that call when a
+    script starts), so that a long run names the code it started with. commit and dirty are None outside a git
+    checkout, or where git is not installed."""
+    def git(*cmd):
+        try:
+            out = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout if out.returncode == 0 else None
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    return {"git_commit": commit.strip() if commit else None, "git_dirty": None if status is None else bool(status.strip()),
+            "argv": list(sys.argv)}
+
+
 def environment(device):
-    """What a result depends on besides config and data: device, versions, threads."""
+    """What a result depends on besides config and data: device, versions, threads, and the code (code_version)."""
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
     return {
@@ -145,6 +168,7 @@ def environment(device):
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "written": timestamp(),   # when the record was made (before 2026-11-30: "started")
+        "code": code_version(),   # before 2026-12-01 records have none
     }
 
 

@@ -4,6 +4,7 @@ seed aggregates, and quick runs of every script feeding make_figures.py.
 Run: python -m pytest -q tests/test_q2_extra.py
 """
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -140,6 +141,9 @@ def test_q2_2_quick_run_outputs(quick_figures):
     rec = json.loads((f / "q2_2_default" / "lstm_attention" / "seed1" / "metrics.json").read_text())
     assert rec["config"]["hp"] == {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64, "attention_heads": 1}
     assert rec["config"]["lr"] == 1e-3 and rec["config"]["batch_size"] == 64 and rec["variant"] == "lstm_attention"
+    code = rec["code"]   # provenance: the commit, whether the tree was dirty, and the command line
+    assert re.fullmatch(r"[0-9a-f]{40}", code["git_commit"]) and isinstance(code["git_dirty"], bool)
+    assert code["argv"][0] == "q2_2_attention.py" and "--quick" in code["argv"]
     a = rec["attention"]
     assert 0 <= a["attention_mass_on_motif"] <= 1 and [b["bin"] for b in a["single_site_probes_by_position"]] == \
         ["5' third", "middle third", "3' third"]

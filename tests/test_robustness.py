@@ -208,3 +208,16 @@ def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(t
     again = run(True)
     assert again["epochs_trained"] == 0 and again["stopped_early"] and again["history"] == first["history"]
     assert again["best"] == first["best"]
+
+
+def test_code_version_outside_a_git_checkout_is_null(tmp_path, monkeypatch):
+    from common import runio
+    runio.code_version.cache_clear()
+    monkeypatch.setattr(runio, "REPO", tmp_path)   # no .git here, nor above /tmp
+    try:
+        v = runio.code_version()
+        assert v["git_commit"] is None and v["git_dirty"] is None and v["argv"] == sys.argv
+    finally:
+        runio.code_version.cache_clear()
+    inside = runio.code_version()
+    assert inside["git_commit"] is None or len(inside["git_commit"]) == 40
