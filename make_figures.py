@@ -18,7 +18,7 @@ from common.experiment import aggregate, load_runs, seed_notes
 from common.plots import plot_q1_comparison, plot_q1_curves
 from common.plots_q2 import plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_3, plot_q2_curves, plot_search
 from common.plots_q2_2 import plot_attention_sites, plot_q2_2_design
-from common.q2_2_design import EXPERIMENTS, arm_runs, convergence_measures
+from common.q2_2_design import EXPERIMENTS, THRESHOLDS, arm_runs, convergence_measures
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
 from common.runio import CorruptFile, exit_on_user_error, read_json, source_name, write_json, write_text
 
@@ -59,7 +59,7 @@ def figure_jobs(root):
 
 def tuned_attention_map(exp_dir):
     """The tuned setting's map: by site position where a record has the statistic, else the earlier seed-0 map."""
-    if any("attention" in rec for rec in load_runs(exp_dir / "lstm_attention")):
+    if any("attention" in rec and rec["seed"] not in EXPERIMENTS[exp_dir.name][1] for rec in load_runs(exp_dir / "lstm_attention")):
         return plot_attention_sites(exp_dir)
     return plot_attention_maps(exp_dir)
 
@@ -167,7 +167,7 @@ def q2_2_rows(exp_dir):
         return []
     label, excluded, why = EXPERIMENTS[exp_dir.name]
     r0 = next(iter(runs.values()))[0]
-    thresholds = (0.50, 0.55, 0.58, 0.60, 0.62)
+    thresholds = THRESHOLDS
     keys = list(convergence_measures(r0["history"], thresholds))
     out = [f"### Q2.2 at the {label} (`figures/{exp_dir.name}`)", "",
            f"Data {source_name(r0['data'])} ({r0['data']['checksum'][:8]}); BiLSTM {r0['config']['hp']}, lr "
@@ -182,25 +182,35 @@ def q2_2_rows(exp_dir):
             first = "/".join(str(m[k]) for k in keys[:len(thresholds)])
             early = m[keys[len(thresholds)]]
             own = " / ".join(str(m[k]) for k in keys[len(thresholds) + 1:])
-            tag = " (search's run)" if r["seed"] in excluded else ""
+            tag = "" if r["seed"] not in excluded else " (the search's run)" if arm == "lstm" else " (left out: paired)"
             out.append(f"| {arm} | {r['seed']}{tag} | {r['epochs_run']} | {r['test']['spearman']:.4f} | "
                        f"{r['best']['val_spearman']:.4f} ({r['best']['epoch']}) | {first} | "
                        f"{'—' if early is None else f'{early:.4f}'} | {own} | {r['config'].get('precision', '—')} |")
     att = [(arm, r) for arm, recs in runs.items() for r in recs if "attention" in r]
     if att:
-        out += ["", "Attention mass on the site of single-site test probes, by the site's position (chance: the site's "
-                "share of positions; position alone: the weight that probes without a site of the same length put on "
-                "the same positions):", "",
+        out += ["", "Attention mass on the site of single-site test probes, by the site's position (common/attention.py): "
+                "mass / chance (uniform weights), / position alone (probes without a site), / a backward-state rule "
+                "(weights uniform up to the site's end), and the flank contrast (weight per site position over weight "
+                "per 5' flank position; about 1 for the backward-state rule):", "",
                 "| arm | seed | all probes with a motif: mass / chance | 5' third | middle third | 3' third |", "|---|---|---|---|---|---|"]
         for arm, r in att:
             a = r["attention"]
-            cells = [f"{b['attention_mass']:.3f} = {b['ratio_to_chance']:.1f}× chance, {b['ratio_to_position_only']:.2f}× "
-                     f"position (n = {b['probes']})" if b["probes"] else "—" for b in a["single_site_probes_by_position"]]
+            cells = []
+            for b in a["single_site_probes_by_position"]:
+                if not b["probes"]:
+                    cells.append("—")
+                elif "ratio_to_backward_state" in b:
+                    cells.append(f"{b['attention_mass']:.3f}: {b['ratio_to_chance']:.1f}× / {b['ratio_to_position_only']:.2f}× / "
+                                 f"{b['ratio_to_backward_state']:.2f}×, flank {b['flank_contrast'] or float('nan'):.1f} "
+                                 f"(n = {b['probes']})")
+                else:
+                    cells.append(f"{b['attention_mass']:.3f} = {b['ratio_to_chance']:.1f}× chance (n = {b['probes']}; v1)")
             out.append(f"| {arm} | {r['seed']} | {a['attention_mass_on_motif']:.3f} / {a['chance_fraction']:.3f} = "
                        f"{a['ratio_to_chance']:.1f}× ({a['probes_with_motif']} probes) | " + " | ".join(cells) + " |")
-    legacy = exp_dir / "summary.json"
-    if legacy.is_file() and isinstance(read_json(legacy).get("attention"), dict):
-        a = read_json(legacy)["attention"]
+    legacy = read_json(exp_dir / "summary.json") if (exp_dir / "summary.json").is_file() else {}
+    legacy = legacy.get("attention_legacy") or legacy.get("attention")
+    if isinstance(legacy, dict):
+        a = legacy
         out += ["", f"Earlier statistic (tuned seed 0, the search's run; not split by position): attention mass on "
                 f"GCAUG/UGCAUG positions {a['attention_mass_on_motif']:.3f} vs chance {a['chance_fraction']:.3f} "
                 f"({a['ratio_to_chance']:.1f}×, {a['probes_with_motif']} test probes)."]

@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.attention import MOTIFS, attention_weights, map_probes, site_statistics
+from common.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
 from common.cli import HelpFormatter, add_common_args, positive_int, seed_everything, setup_device
 from common.compare import first_epoch_at
 from common.experiment import (experiment_name, guard_finished, kept_record, load_runs, lock_run, metrics_record,
                                run_dirs, write_aggregate, write_interrupted)
 from common.q2 import load_q2, predict, test_report, train_rna
 from common.rnacompete import decode
-from common.runio import UserError, exit_on_user_error, read_json, source_name, write_json
+from common.runio import UserError, code_version, exit_on_user_error, read_json, source_name, timestamp, write_json
 from common.train import FitConfig, stop_on_sigterm
 
 AGG_KEYS = ["test.spearman", "test.pearson", "best.val_spearman", "train_seconds"]
@@ -102,10 +102,12 @@ def arm(variant, args):
 
 def where_attention_looks(model, split, seqs):
     """The site statistics by position and the map probes of one attention-pooling model (its selected weights)."""
-    weights = attention_weights(model, split)
+    heads = attention_weights(model, split)                    # (N, heads, L)
+    weights = heads.mean(1)
     with torch.inference_mode():
         pred = predict(model, split).cpu().numpy()
-    return {**site_statistics(weights, seqs), "map_probes": map_probes(weights, seqs, pred)}
+    return {**site_statistics(weights, seqs), "per_head_mass_on_motif": per_head_mass(heads, seqs),
+            "map_probes": map_probes(weights, seqs, pred)}
 
 
 def train_seed(args, experiment, variant, folder, seed, hp, lr, batch_size, hp_source, data, record, device, precision):
@@ -135,6 +137,14 @@ def train_seed(args, experiment, variant, folder, seed, hp, lr, batch_size, hp_s
         rec = kept_record(metrics_dir / "metrics.json", result)
         if rec is not None:
             print(f"{folder:19s} seed {seed}: finished earlier ({len(result['history'])} epochs); its metrics are kept")
+            if hp.get("attention_heads") and rec.get("attention", {}).get("statistic_version") != STATISTIC_VERSION:
+                # an older definition of where attention looks: recompute it from the selected weights (test_report
+                # loaded them), leaving every other field of the record as it was
+                rec["attention"] = where_attention_looks(model, data["test"], decode(data["test"]["x"], data["test"]["valid"]))
+                rec["attention_recomputed"] = {"written": timestamp(), "code": code_version(),
+                                               "from": f"the selected weights in {ckpt}"}
+                write_json(metrics_dir / "metrics.json", rec)
+                print(f"{folder:19s} seed {seed}: attention statistics recomputed (version {STATISTIC_VERSION})")
             return rec
         extra = {"status": "complete", "test": test}
         if hp.get("attention_heads"):   # model holds its selected weights (test_report)
@@ -160,6 +170,10 @@ def summarise(out, thresholds, record):
             "best_val_spearman_mean": float(np.mean([r["best"]["val_spearman"] for r in recs])),
             "attention": [{"seed": r["seed"], **{k: v for k, v in r["attention"].items() if k != "map_probes"}}
                           for r in recs if "attention" in r]}
+    legacy = read_json(out / "summary.json").get("attention") if (out / "summary.json").is_file() else None
+    if isinstance(legacy, dict) or (out / "summary.json").is_file() and "attention_legacy" in read_json(out / "summary.json"):
+        # the tuned setting's earlier statistic (seed 0, from weights no longer kept): carried over, never recomputed
+        summary["attention_legacy"] = legacy if isinstance(legacy, dict) else read_json(out / "summary.json")["attention_legacy"]
     write_json(out / "summary.json", summary)
     return summary
 
@@ -188,9 +202,10 @@ def main(argv=None):
         print(f"{folder:19s} seeds {v['seeds']}: test Spearman {v['test_spearman_mean']:.4f} ± {v['test_spearman_std']:.4f} "
               f"(n={len(v['seeds'])}); first epoch at validation thresholds {fixed}")
         for a in v["attention"]:
-            bins = "; ".join(f"{b['bin']} {b.get('ratio_to_chance', float('nan')):.1f}x chance, "
-                             f"{b.get('ratio_to_position_only', float('nan')):.2f}x position ({b['probes']} probes)"
-                             for b in a["single_site_probes_by_position"])
+            bins = "; ".join(f"{b['bin']} {b['ratio_to_chance']:.1f}x chance, {b['ratio_to_position_only']:.2f}x position, "
+                             f"{b['ratio_to_backward_state']:.2f}x backward state, flank contrast "
+                             f"{b['flank_contrast'] or float('nan'):.1f} ({b['probes']} probes)"
+                             for b in a["single_site_probes_by_position"] if b["probes"])
             print(f"  seed {a['seed']} attention mass on {'/'.join(MOTIFS)}: {a['attention_mass_on_motif']:.3f} vs chance "
                   f"{a['chance_fraction']:.3f} ({a['ratio_to_chance']:.1f}x) over {a['probes_with_motif']} test probes; "
                   f"single sites by position: {bins}")

@@ -84,7 +84,7 @@ def plot_search(exp_dir, model):
     return finish(fig, Path(exp_dir) / f"search_{model}.png")
 
 
-def test_points(ax, values, colors=None):
+def test_points(ax, values, colors=None, note=None):
     """Each variant's seeds as points, their mean with a 95% t interval, and the difference of the last two
     variants with its Welch 95% CI written on the axes: near-equal values are not drawn as zoomed bars."""
     names = list(values)
@@ -101,7 +101,10 @@ def test_points(ax, values, colors=None):
     ax.set_xticks(range(len(names)), names)
     ax.set_xlim(-0.5, len(names) - 0.2)
     ax.set_ylabel("Spearman ρ")
-    if len(names) >= 2:
+    if note:
+        ax.text(0.5, 0.02, note, transform=ax.transAxes, ha="center", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+    elif len(names) >= 2:
         d = welch_diff(values[names[-1]], values[names[0]])
         ci = "no CI (n = 1)" if d["ci95"] is None else f"95% CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
         ax.text(0.5, 0.02, f"{names[-1]} − {names[0]}: {d['diff']:+.4f}, {ci} (Welch)", transform=ax.transAxes,
@@ -185,7 +188,7 @@ def plot_attention_maps(exp_dir):
     """Attention per position for the top-predicted test probes; bases as tick labels, motif positions highlighted."""
     exp_dir = Path(exp_dir)
     summary = read_json(exp_dir / "summary.json")
-    att = summary["attention"]
+    att = summary.get("attention_legacy") or summary["attention"]   # legacy: carried over by q2_2_attention.py
     probes = att["top_probes"]
     fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.25 * len(probes) + 1.2), squeeze=False)
     for ax, p in zip(axes[:, 0], probes):

@@ -7,7 +7,7 @@ import numpy as np
 
 from .plots import curve, finish, legend_below, plt, run_label
 from .plots_q2 import test_points
-from .q2_2_design import EARLY_EPOCHS, EXPERIMENTS, arm_runs, early_mean, first_epoch_at
+from .q2_2_design import EARLY_EPOCHS, EXPERIMENTS, THRESHOLDS, arm_runs, compare_arms, early_mean, first_epoch_at
 from .runio import UserError, source_name
 
 ARM_COLORS = {"lstm": "tab:purple", "lstm_attention": "tab:orange", "lstm_attention_h2": "tab:red",
@@ -29,10 +29,11 @@ def per_seed(ax, runs, value, ylabel, title, excluded):
         if done and len(done) == len(vals):
             ax.hlines(np.mean(done), i - 0.25, i + 0.25, color=color, lw=2)
         for r in recs:
-            if r["seed"] in excluded and value(r) is not None:
-                ax.plot(i + 0.3, value(r), "s", mfc="none", color="k", ms=6)
+            if r["seed"] in excluded and value(r) is not None:   # the search's run: filled; paired-out: open
+                ax.plot(i + 0.3, value(r), "s", mfc="k" if arm == "lstm" else "none", color="k", ms=6)
     if any(r["seed"] in excluded for recs in runs.values() for r in recs):
-        ax.plot([], [], "s", mfc="none", color="k", label="seed 0: the Q2.1 search's own run (kept out)")
+        ax.plot([], [], "s", color="k", label="mean pooling seed 0: the Q2.1 search's own run (left out)")
+        ax.plot([], [], "s", mfc="none", color="k", label="seed 0 of the other arms (left out to keep seeds paired)")
     ax.plot([], [], "o", color="gray", label="each seed (bar: mean)")
     ax.set_xticks(range(len(runs)), [ARM_LABELS.get(a, a).replace(", ", ",\n").replace(" + ", "\n+ ") for a in runs],
                   fontsize=7)
@@ -50,11 +51,13 @@ def plot_q2_2_design(exp_dir):
     runs = arm_runs(exp_dir)
     if not runs:
         raise UserError(f"no finished Q2.2 run under {exp_dir}; run python q2_2_attention.py first")
-    label, excluded, why = EXPERIMENTS.get(exp_dir.name.removesuffix("_quick"), (exp_dir.name, (), ""))
+    label, excluded, _ = EXPERIMENTS.get(exp_dir.name.removesuffix("_quick"), (exp_dir.name, (), ""))
     fig, axes = plt.subplots(2, 2, figsize=(14, 11))
     (ax_sp, ax_thr), (ax_early, ax_test) = axes
     for arm, recs in runs.items():
-        kept = [r for r in recs if r["seed"] not in excluded] or recs
+        kept = [r for r in recs if r["seed"] not in excluded]
+        if not kept:
+            continue
         curve(ax_sp, kept, "val_spearman", ARM_LABELS.get(arm, arm), ARM_COLORS.get(arm, "k"))
     ax_sp.set(xlabel="epoch", ylabel="validation Spearman ρ")
     ax_sp.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -63,8 +66,8 @@ def plot_q2_2_design(exp_dir):
     ax_sp.set_title("validation Spearman per epoch (the selection metric)", fontsize=10)
     ax_sp.grid(alpha=0.3)
     legend_below(ax_sp)
-    thresholds = (0.50, 0.55, 0.58, 0.60, 0.62)
-    pair = {a: runs[a] for a in ("lstm", "lstm_attention") if a in runs}
+    thresholds = THRESHOLDS
+    pair = {a: [r for r in runs[a] if r["seed"] not in excluded] for a in ("lstm", "lstm_attention") if a in runs}
     budget = max(r["config"]["epochs"] for recs in runs.values() for r in recs)
     for j, (arm, recs) in enumerate(pair.items()):
         kept = [r for r in recs if r["seed"] not in excluded]
@@ -92,16 +95,24 @@ def plot_q2_2_design(exp_dir):
     legend_below(ax_thr)
     per_seed(ax_early, runs, lambda r: early_mean(r["history"]), f"mean validation Spearman, epochs 1-{EARLY_EPOCHS}",
              f"convergence 2: mean validation Spearman over epochs 1-{EARLY_EPOCHS} (higher = faster)", excluded)
+    note = None
+    if "lstm" in runs and "lstm_attention" in runs:   # the figure's question, on the seeds both arms ran (as RESULTS.md)
+        rows = compare_arms(exp_dir.name.removesuffix("_quick"), "lstm_attention", "lstm", runs["lstm_attention"],
+                            runs["lstm"], thresholds, excluded)
+        if rows and rows[0].get("ci95"):
+            c = rows[0]
+            note = (f"attention (1 head) − mean, seeds {c['seeds_a']}: {c['diff']:+.4f}, 95% CI "
+                    f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}] (Welch)")
     test_points(ax_test, {a: [r["test"]["spearman"] for r in recs if r["seed"] not in excluded] for a, recs in runs.items()},
-                colors=ARM_COLORS)
+                colors=ARM_COLORS, note=note)
     ax_test.set_xticks(range(len(runs)), [ARM_LABELS.get(a, a).replace(", ", ",\n").replace(" + ", "\n+ ") for a in runs],
                        fontsize=7)
     ax_test.set_title("test Spearman at the best validation epoch (never used for selection)", fontsize=10)
     every = [r for recs in runs.values() for r in recs]
     seeds = sorted({r["seed"] for r in every} - set(excluded))
-    kept_every = [r for r in every if r["seed"] not in excluded] or every
+    kept_every = [r for r in every if r["seed"] not in excluded]
     fig.suptitle(f"Q2.2 at the {label}: mean pooling vs attention — seeds {seeds}"
-                 f"{f' ({why}: drawn apart)' if excluded and len(seeds) < len({r['seed'] for r in every}) else ''}\n"
+                 f"{' (seed 0 drawn apart: the search ran it)' if excluded and len(seeds) < len({r['seed'] for r in every}) else ''}\n"
                  f"{run_label(kept_every)}; epochs to 90% / 95% of each run's own best: RESULTS.md", y=1.0, fontsize=11)
     fig.tight_layout()
     return finish(fig, exp_dir / "curves.png")
@@ -111,12 +122,13 @@ def plot_attention_sites(exp_dir, arm="lstm_attention"):
     """Attention per position for the top-predicted single-site test probes, three with the site in each third of
     the probe; the site-mass statistic by position (against chance and against position alone) in the title."""
     exp_dir = Path(exp_dir)
-    recs = [r for r in arm_runs(exp_dir).get(arm, []) if "attention" in r]
+    excluded = EXPERIMENTS.get(exp_dir.name.removesuffix("_quick"), ("", (), ""))[1]
+    recs = [r for r in arm_runs(exp_dir).get(arm, []) if "attention" in r and r["seed"] not in excluded]
     if not recs:
         raise UserError(f"no {arm} record with attention statistics under {exp_dir}; run python q2_2_attention.py")
     rec = recs[0]
     att, probes = rec["attention"], rec["attention"]["map_probes"]
-    fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.2 * len(probes) + 2.0), squeeze=False)
+    fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.2 * len(probes) + 2.6), squeeze=False)
     for ax, p in zip(axes[:, 0], probes):
         w, seq = np.array(p["weights"]), p["sequence"]
         ax.bar(range(len(seq)), w, color=["tab:orange" if m else "tab:blue" for m in p["motif"]])
@@ -129,12 +141,16 @@ def plot_attention_sites(exp_dir, arm="lstm_attention"):
         ax.set_ylabel("weight", fontsize=7)
         ax.set_title(f"site in the {p['site_bin']}; prediction {p['prediction']:.2f} (z)", fontsize=8, loc="right")
         ax.set_xlim(-0.6, 40.6)
-    bins = "; ".join(f"{b['bin']}: {b['attention_mass']:.2f} = {b['ratio_to_chance']:.1f}× chance, "
-                     f"{b['ratio_to_position_only']:.1f}× position alone (n = {b['probes']})"
-                     for b in att["single_site_probes_by_position"] if b["probes"])
+    bins = "\n".join(f"{b['bin']} (n = {b['probes']}): mass {b['attention_mass']:.2f} = {b['ratio_to_chance']:.1f}× chance, "
+                      f"{b['ratio_to_position_only']:.1f}× position alone, {b['ratio_to_backward_state']:.1f}× a "
+                      f"backward-state rule; flank contrast {b['flank_contrast'] or float('nan'):.1f}"
+                      for b in att["single_site_probes_by_position"] if b["probes"] and "ratio_to_backward_state" in b)
+    if not bins:   # a record of statistic version 1
+        bins = "; ".join(f"{b['bin']}: {b['attention_mass']:.2f} = {b['ratio_to_chance']:.1f}× chance (n = {b['probes']})"
+                         for b in att["single_site_probes_by_position"] if b["probes"])
     d = rec["data"]
     fig.suptitle(f"Q2.2 attention pooling (1 head), seed {rec['seed']}: top-predicted single-site test probes, 3 per site "
-                 f"position (orange: GCAUG / UGCAUG; dotted: uniform weight)\nmass on the site, by its position — {bins}\n"
+                 f"position (orange: GCAUG / UGCAUG; dotted: uniform weight)\nmass on the site, by its position:\n{bins}\n"
                  f"{source_name(d)} ({d['checksum'][:8]})", fontsize=9)
     fig.tight_layout()
     return finish(fig, exp_dir / "attention_maps.png")

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+from scipy import stats
+
 from .experiment import load_runs
 from .stats import welch_diff
 
 EARLY_EPOCHS = 10
+THRESHOLDS = (0.50, 0.55, 0.58, 0.60, 0.62)   # fixed before the runs (q2_2_attention.py --thresholds)
 OWN_BEST_FRACTIONS = (0.90, 0.95)
 # experiment folder -> (setting label, seeds kept out of comparisons, and why)
 EXPERIMENTS = {"q2_2_default": ("homework-default BiLSTM", (), ""),
-               "q2_2": ("Q2.1-tuned BiLSTM", (0,), "seed 0 is the Q2.1 search's selected run")}
+               "q2_2": ("Q2.1-tuned BiLSTM", (0,), "seed 0 of mean pooling is the Q2.1 search's selected run "
+                        "(seed 0 of the other arms is left out too, to keep the seeds paired)")}
 # (arm, baseline) pairs, in the order they are reported
 PAIRS = (("lstm_attention", "lstm"), ("lstm_attention_h2", "lstm"), ("lstm_attention_h4", "lstm"),
          ("lstm_self_attention", "lstm"), ("lstm_attention_h2", "lstm_attention"),
@@ -69,34 +73,56 @@ def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
     if len(seeds) < 2:
         return []
     budgets = sorted({r["config"]["epochs"] for r in ra + rb})
+    precisions = sorted({str(r["config"].get("precision")) for r in ra + rb})
+    checksums = sorted({str(r.get("data", {}).get("checksum")) for r in ra + rb})
+    mixed = (f"runs of different lengths (epochs {budgets}); rerun them to one protocol" if len(budgets) > 1 else
+             f"runs in different precisions ({', '.join(precisions)}); rerun them in one" if len(precisions) > 1 else
+             f"runs on different data (checksums {', '.join(c[:8] for c in checksums)})" if len(checksums) > 1 else None)
     label, *_ = EXPERIMENTS.get(name, (name,))
     base = {"comparison": f"Q2.2 ({label}): {a} vs {b}", "a": f"{name}/{a}", "b": f"{name}/{b}",
             "seeds_a": seeds, "seeds_b": seeds}
     uncomparable = {"ci95": None, "p": None, "significant": None}
     rows = [{**base, "metric": "test Spearman", **welch_diff([r["test"]["spearman"] for r in ra],
                                                              [r["test"]["spearman"] for r in rb])}]
-    if len(budgets) > 1:   # a protocol rerun halfway: the difference would mix the effect with the budget
-        rows[0].update(uncomparable, not_comparable=f"runs of different lengths (epochs {budgets}); rerun them to one protocol")
+    if mixed:   # e.g. a protocol rerun halfway: the difference would mix the effect with the budget
+        rows[0].update(uncomparable, not_comparable=mixed)
+    elif rows[0].get("note"):   # no spread on either side
+        rows[0].update(not_comparable=rows[0]["note"])
     ma = [convergence_measures(r["history"], thresholds) for r in ra]
     mb = [convergence_measures(r["history"], thresholds) for r in rb]
     for key in ma[0]:
         va, vb = [m[key] for m in ma], [m[key] for m in mb]
         row = {**base, "metric": key, "values_a": va, "values_b": vb}
         never = [f"{arm} seed {s}" for arm, vals in ((a, va), (b, vb)) for s, v in zip(seeds, vals) if v is None]
-        why = (f"runs of different lengths (epochs {budgets}); rerun them to one protocol" if len(budgets) > 1 else
-               f"not reached within {budgets[0]} epochs by {', '.join(never)}" if never else None)
-        if why:
-            row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—", not_comparable=why)
+        if mixed:
+            row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—", not_comparable=mixed)
+        elif never and key.startswith("epochs to validation Spearman"):
+            # censored at the budget: no difference of means, but how many reached it, and a rank test with
+            # never-reached = budget + 1 (valid: every run had the same budget)
+            ka, kb = sum(v is not None for v in va), sum(v is not None for v in vb)
+            ca, cb = ([budgets[0] + 1 if v is None else v for v in vals] for vals in (va, vb))
+            rank = stats.mannwhitneyu(ca, cb, alternative="two-sided") if len(set(ca + cb)) > 1 else None
+            row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—", reached_a=f"{ka}/{len(va)}",
+                       reached_b=f"{kb}/{len(vb)}",
+                       rank_test={"method": f"Mann-Whitney U, never reached = epoch {budgets[0] + 1}",
+                                  "p": None if rank is None else float(rank.pvalue)},
+                       not_comparable=f"not reached within {budgets[0]} epochs by {', '.join(never)} (reached: "
+                                      f"{a} {ka}/{len(va)}, {b} {kb}/{len(vb)}; rank test p = "
+                                      f"{'—' if rank is None else f'{rank.pvalue:.2f}'})")
+        elif None in va + vb:   # the early mean of runs shorter than its window
+            row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—",
+                       not_comparable=f"runs shorter than {EARLY_EPOCHS} epochs")
         else:
             row.update(welch_diff(va, vb))
             if len(set(va + vb)) == 1:   # every run the same epoch: no spread, and nothing to tell the arms apart
-                row.update(ci95=None, p=None, significant=None,
-                           not_comparable=f"every run of both arms reaches it at epoch {va[0]} (a floor, no spread)")
+                row.update(uncomparable, not_comparable=f"every run of both arms reaches it at epoch {va[0]} (a floor, no spread)")
+            elif row.get("note"):
+                row.update(not_comparable=f"{row['note']} (a floor: {a} all {va[0]}, {b} all {vb[0]})")
         rows.append(row)
     return rows
 
 
-def q2_2_comparisons(root, thresholds=(0.50, 0.55, 0.58, 0.60, 0.62)):
+def q2_2_comparisons(root, thresholds=THRESHOLDS):
     """Every Q2.2 comparison of both settings whose two arms have at least two common seeds."""
     out = []
     for name, (_, excluded, _) in EXPERIMENTS.items():

@@ -34,8 +34,8 @@ def welch_diff(a, b, level=0.95):
            "diff": float(a.mean() - b.mean()), "method": "Welch t (scipy.stats.ttest_ind, equal_var=False)"}
     if len(a) < 2 or len(b) < 2:
         return {**out, "ci95": None, "p": None, "significant": None}
-    if a.std() == 0 and b.std() == 0:   # identical values on both sides: the t statistic is undefined
-        return {**out, "ci95": [out["diff"], out["diff"]], "p": None, "significant": out["diff"] != 0}
+    if a.std() == 0 and b.std() == 0:   # no spread on either side: no t statistic, and no verdict from it
+        return {**out, "ci95": None, "p": None, "significant": None, "note": "no spread on either side"}
     with warnings.catch_warnings():   # one side with identical values (variance 0) is valid for Welch; scipy warns
         warnings.simplefilter("ignore", RuntimeWarning)
         return _with_interval(out, stats.ttest_ind(a, b, equal_var=False), level)

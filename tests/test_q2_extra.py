@@ -40,6 +40,38 @@ def test_attention_sums_to_one_on_valid_positions_and_is_zero_on_padding(heads):
     assert (w.masked_select(valid[:, None, :].expand_as(w)) > 0).all()
 
 
+def test_site_statistics_tell_attention_on_the_site_from_a_backward_state_rule():
+    """Two made-up attention rules on the same probes: all weight on the site, and weights uniform up to the site's
+    end (what following the backward LSTM's state would give). Only the first beats every level."""
+    from common.attention import single_sites, site_statistics
+    rng = np.random.default_rng(0)
+    seqs = []
+    for i in range(300):
+        s = "".join(rng.choice(list("AC"), 40))   # no G, no U: no other site, no GCACG, no flanking U
+        if i % 2:
+            pos = rng.integers(1, 34)
+            s = s[:pos] + "GCAUG" + s[pos + 5:]
+        seqs.append(s)
+    sites = single_sites(seqs)
+    assert all((site is not None) == bool(i % 2) for i, site in enumerate(sites))
+    on_site, backward = np.zeros((300, 41)), np.zeros((300, 41))
+    for i, (seq, site) in enumerate(zip(seqs, sites)):
+        if site is None:
+            on_site[i, :len(seq)] = backward[i, :len(seq)] = 1 / len(seq)
+        else:   # 90% on the site, 10% spread over the probe
+            on_site[i, :len(seq)] = 0.1 / len(seq)
+            on_site[i, site[0]:site[1]] += 0.9 / (site[1] - site[0])
+            backward[i, :site[1]] = 1 / site[1]
+    good, bad = (site_statistics(w, seqs)["single_site_probes_by_position"] for w in (on_site, backward))
+    assert [b["bin"] for b in good] == ["5' third", "middle third", "3' third"] and all(b["probes"] > 20 for b in good)
+    for g, b in zip(good, bad):
+        assert g["flank_contrast"] > 10 and g["ratio_to_position_only"] > 2 and g["ratio_to_backward_state"] > 1
+        assert b["ratio_to_backward_state"] == pytest.approx(1) and b["flank_contrast"] == pytest.approx(1)
+        assert b["ratio_to_chance"] > 1   # chance alone would have credited the backward-state rule
+    # near the 5' end the backward-state rule also puts most weight on the site: there only the flank tells them apart
+    assert good[0]["ratio_to_backward_state"] < good[2]["ratio_to_backward_state"] and good[2]["ratio_to_backward_state"] > 3
+
+
 def test_kmer_codes_mark_windows_with_padding_or_n():
     x, valid = batch(["AAAAAC", "ACGNAAAAA"])
     codes = kmer_codes(x, valid, k=5)
@@ -153,6 +185,19 @@ def test_q2_2_quick_run_outputs(quick_figures):
     assert "attention mass on UGCAUG/GCAUG" in logs["q2_2"] and "single sites by position" in logs["q2_2"]
 
 
+def test_q2_3_resume_refuses_in_one_line_and_keeps_finished_records(quick_figures, sim, tmp_path):
+    """Q2.3 keeps no checkpoints: --resume used to retrain over finished records (it acted as --force)."""
+    f, _ = quick_figures
+    shutil.copytree(f / "q2_3", tmp_path / "q2_3_quick")   # a finished quick run where this command writes
+    before = (tmp_path / "q2_3_quick" / "seen" / "metrics.json").read_bytes()
+    r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--resume",
+                        "--proteins", "RBFOX1", "QKI", "PUM1", "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "--resume: Q2.3 keeps no checkpoints" in r.stderr
+    assert (tmp_path / "q2_3_quick" / "seen" / "metrics.json").read_bytes() == before
+
+
 def test_q2_3_quick_run_outputs(quick_figures):
     f, _ = quick_figures
     s = json.loads((f / "q2_3" / "summary.json").read_text())
@@ -245,6 +290,22 @@ def test_q2_2_resume_of_finished_seeds_keeps_their_metrics(sim, tmp_path):
     assert "epoch  1/2" not in log and "epoch  2/2" not in log and log.count("its metrics are kept") == 2
     assert [p.read_bytes() for p in paths] == before   # not rewritten with the re-test's start time and seconds
     assert (tmp_path / "a" / "q2_2_default_quick" / "summary.json").is_file()
+
+
+def test_q2_2_resume_recomputes_an_older_attention_statistic_and_keeps_the_rest(sim, tmp_path):
+    r = q2_2_proc(sim, tmp_path, "a", "--epochs", "1", "--variants", "lstm_attention")
+    assert r.returncode == 0, r.stderr[-2000:]
+    path = q2_2_metrics_path(tmp_path, "a", "lstm_attention")
+    rec = json.loads(path.read_text())
+    new = rec["attention"]
+    rec["attention"] = {"statistic_version": 1, "single_site_probes_by_position": []}   # as an older record
+    path.write_text(json.dumps(rec))
+    r = q2_2_proc(sim, tmp_path, "a", "--epochs", "1", "--variants", "lstm_attention", "--resume")
+    assert r.returncode == 0 and "attention statistics recomputed (version 2)" in r.stdout, r.stderr[-2000:]
+    again = json.loads(path.read_text())
+    assert again["attention"] == new and "attention_recomputed" in again
+    assert {k: v for k, v in again.items() if k not in ("attention", "attention_recomputed")} == \
+        {k: v for k, v in rec.items() if k != "attention"}
 
 
 def test_q2_2_resume_from_a_checkpoint_of_another_model_is_a_clear_error(sim, tmp_path):

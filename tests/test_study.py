@@ -172,7 +172,10 @@ def test_q2_2_convergence_measures_and_their_comparisons(tmp_path):
     first = by["epochs to validation Spearman ≥ 0.5"]
     assert first["values_a"] == [1, 1, 1] and first["values_b"] == [2, 2, 2] and first["diff"] == -1
     never = by["epochs to validation Spearman ≥ 0.6"]
-    assert never["ci95"] is None and verdict(never) == "not comparable: not reached within 10 epochs by lstm seed 1, lstm seed 2, lstm seed 3"
+    assert never["ci95"] is None and verdict(never).startswith(
+        "not comparable: not reached within 10 epochs by lstm seed 1, lstm seed 2, lstm seed 3 (reached: "
+        "lstm_attention 3/3, lstm 0/3; rank test p = ")
+    assert never["reached_a"] == "3/3" and never["reached_b"] == "0/3" and never["rank_test"]["p"] < 0.2
     early = by["mean validation Spearman, epochs 1-10"]
     assert early["values_a"][0] == pytest.approx((0.51 + 0.56 + 0.58 + 0.60 + 1.8) / 10) and early["ci95"] is not None
     own = by["epochs to 95% of the run's own best validation Spearman"]   # mean: 0.95 x best 0.5605 / 0.551 / 0.5415
@@ -215,3 +218,19 @@ def test_study_comparisons_from_the_summary(tmp_path):
     assert not_healthy["comparison"] == "Q1.1: softmax vs logits" and (not_healthy["n_a"], not_healthy["n_b"]) == (20, 20)
     assert not_healthy["diff"] == 1.0 and not_healthy["ci95"] == proportion_diff(20, 20, 0, 20)["ci95"]
     assert collapsed["diff"] == 0.25 and "2 epochs" in collapsed["metric"] and collapsed["significant"]
+
+
+def test_q2_2_arms_with_no_spread_or_mixed_precision_get_no_verdict(tmp_path):
+    """All 2 against all 3 is a floor, not a significant difference; bf16 against fp32 runs are not compared."""
+    from common.compare import comparisons, verdict
+    write_q2_2(tmp_path, "q2_2_default", "lstm", [[0.4, 0.55, 0.6]] * 3)
+    write_q2_2(tmp_path, "q2_2_default", "lstm_attention", [[0.55, 0.58, 0.6]] * 3)
+    by = {c["metric"]: c for c in comparisons(tmp_path)}
+    first = by["epochs to validation Spearman ≥ 0.55"]
+    assert first["diff"] == -1 and first["ci95"] is None and first["significant"] is None
+    assert verdict(first).startswith("not comparable: no spread on either side")
+    p = tmp_path / "q2_2_default/lstm/seed1/metrics.json"
+    rec = json.loads(p.read_text())
+    rec["config"]["precision"] = "bf16"
+    p.write_text(json.dumps(rec))
+    assert all("different precisions" in verdict(c) for c in comparisons(tmp_path))
