@@ -35,7 +35,7 @@ from common.multi import MultiProteinModel, kmer_descriptors, train_multi
 from common.plots_q2 import plot_q2_3
 from common.q2 import load_q2, predict, test_report, train_rna
 from common.metrics import regression_report
-from common.runio import exit_on_user_error, source_name, write_json, write_text
+from common.runio import UserError, exit_on_user_error, source_name, write_json, write_text
 from common.train import FitConfig
 
 ENCODER_HP = {"cnn": {"kernel": 12, "filters": 64, "hidden": 64, "dropout": 0.1},
@@ -127,6 +127,9 @@ def protocol(args, seed, out, data, record, device, precision, experiment):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.resume:   # it used to switch off the finished-run guard only, and so retrained over finished records
+        raise UserError("--resume: Q2.3 keeps no checkpoints, so there is nothing to continue; finished runs are kept "
+                        "(rerun without --resume: a finished run refuses unless --force), or use --out-dir to write elsewhere")
     experiment = experiment_name("q2_3", args.quick)
     device, precision = setup_device(args, cpu_bf16_pays=(args.encoder != "cnn"))   # measured, common/cli.py
     data, record = load_q2(args, args.proteins, device)
