@@ -229,8 +229,9 @@ def stats_rows(root):
             "A side with one run has no variance estimate and gets no interval; nor do runs of different epoch budgets "
             "(a protocol rerun halfway), which are marked not comparable. The softmax-study rows compare shares "
             "of seeds (n = 20 a side): difference of proportions with Newcombe's hybrid score interval, Fisher's "
-            "exact p. The softmax outcome of Q1.1 is bimodal across seeds (collapsed near 0.19, or not), so a t "
-            "interval on its few 200-epoch seeds is a rough guide only; the study rows are the comparison to read.", "",
+            "exact p. Where a Q1 side has collapsed or partial runs (the softmax study's rule, from the test confusion "
+            "matrix), the outcome is bimodal across seeds and the row gets no t interval (\"not applicable\"): "
+            "the study rows, which compare outcome counts, are the comparison to read.", "",
             *comparison_rows(comps), ""]
 
 

@@ -1,10 +1,13 @@
 """The README's comparisons with n, the mean difference and its 95% CI, computed from the committed metrics files."""
 from pathlib import Path
 
+import numpy as np
+
 from .experiment import load_runs
 from .q2_2_design import first_epoch_at, q2_2_comparisons
 from .runio import read_json
 from .stats import paired_diff, proportion_diff, welch_diff
+from .study import classify_outcome
 
 
 def _values(root, rel, key):
@@ -16,6 +19,18 @@ def _values(root, rel, key):
         for part in key.split("."):
             v = v[part]
         out.append((r["seed"], float(v), r.get("config", {}).get("epochs")))
+    return out
+
+
+def outcomes(root, rel):
+    """{outcome: count} of a Q1 variant's finished runs by the softmax study's rule (collapsed / partial / healthy,
+    from the test confusion matrix at the selected epoch); empty where the records have no confusion matrix."""
+    out = {}
+    for r in load_runs(Path(root) / rel):
+        confusion = r.get("status") == "complete" and r.get("test", {}).get("confusion")
+        if confusion:
+            o = classify_outcome(np.asarray(confusion).sum(0))
+            out[o] = out.get(o, 0) + 1
     return out
 
 
@@ -49,8 +64,16 @@ def comparisons(root):
             continue
         stats = welch_diff([v for _, v, _ in va], [v for _, v, _ in vb])
         mismatch = protocol_mismatch(va, vb, same_epochs)
+        kinds = {side: outcomes(root, side) for side in (a, b)} if a.startswith("q1") else {}
         if mismatch:   # no interval across protocols: the difference would mix the effect with the budget
             stats.update(ci95=None, p=None, significant=None, not_comparable=mismatch)
+        elif any(set(k) - {"healthy"} for k in kinds.values()):
+            # collapsed or partial runs: the outcome is bimodal across seeds, and a t interval on a few such
+            # accuracies means nothing; the outcome counts (the softmax study's rows) are the comparison
+            counts = "; ".join(f"{side}: " + ", ".join(f"{n} {o}" for o, n in sorted(k.items())) for side, k in kinds.items())
+            stats.update(ci95=None, p=None, significant=None, method="— (t test not applicable)",
+                         not_applicable=f"outcomes not all healthy ({counts}); compare the outcome counts "
+                                        f"(softmax study rows, difference of proportions)")
         out.append({"comparison": label, "metric": metric, "a": a, "b": b, "seeds_a": [s for s, *_ in va],
                     "seeds_b": [s for s, *_ in vb], **stats})
     out += q2_2_comparisons(root)
@@ -91,6 +114,8 @@ def study_comparisons(root):
 
 
 def verdict(c):
+    if c.get("not_applicable"):
+        return f"not applicable: {c['not_applicable']}"
     if c.get("not_comparable"):
         return f"not comparable: {c['not_comparable']}"
     if c.get("ci95") is None:

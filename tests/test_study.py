@@ -234,3 +234,27 @@ def test_q2_2_arms_with_no_spread_or_mixed_precision_get_no_verdict(tmp_path):
     rec["config"]["precision"] = "bf16"
     p.write_text(json.dumps(rec))
     assert all("different precisions" in verdict(c) for c in comparisons(tmp_path))
+
+
+def test_no_t_test_verdict_on_collapsed_or_partial_q1_runs(tmp_path):
+    """Softmax outcomes are bimodal across seeds (collapsed near 0.19, or not): a Welch row says 'not applicable'
+    and points to the outcome counts; all-healthy sides keep their interval."""
+    from common.compare import comparisons, verdict
+    healthy, collapsed = np.eye(8, dtype=int) * 50, np.zeros((8, 8), dtype=int)
+    collapsed[:, 0] = 50
+    for rel, accs, mats in (("q1_1/logits", [0.95, 0.956, 0.96], [healthy] * 3),
+                            ("q1_1/softmax", [0.19, 0.19, 0.85], [collapsed, collapsed, healthy])):
+        for seed, (acc, m) in enumerate(zip(accs, mats)):
+            p = tmp_path / rel / f"seed{seed}" / "metrics.json"
+            p.parent.mkdir(parents=True)
+            p.write_text(json.dumps({"status": "complete", "seed": seed, "config": {"epochs": 200},
+                                     "test": {"acc": acc, "confusion": m.tolist()}}))
+    (c,) = comparisons(tmp_path)
+    assert c["ci95"] is None and c["significant"] is None
+    assert verdict(c) == ("not applicable: outcomes not all healthy (q1_1/logits: 3 healthy; q1_1/softmax: "
+                          "2 collapsed, 1 healthy); compare the outcome counts (softmax study rows, difference of proportions)")
+    for seed in (0, 1):   # now every softmax run trained normally: the t interval is back
+        p = tmp_path / "q1_1/softmax" / f"seed{seed}" / "metrics.json"
+        p.write_text(p.read_text().replace(json.dumps(collapsed.tolist()), json.dumps(healthy.tolist())))
+    (c,) = comparisons(tmp_path)
+    assert c["ci95"] is not None
