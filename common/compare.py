@@ -55,6 +55,7 @@ def comparisons(root):
              ("Q1.2 vs Q1.1 (softmax)", acc, "q1_2/softmax", "q1_1/softmax", "test.acc", True),
              ("Q2.1: BiLSTM vs CNN", f"{sp} (selected configuration)", "q2_1/lstm", "q2_1/cnn", "test.spearman", False),
              ("Q2.1: BiLSTM vs CNN, homework defaults", sp, "q2_1/lstm_default", "q2_1/cnn_default", "test.spearman", False),
+             ("Q2.1: homework-default BiLSTM vs tuned CNN", sp, "q2_1/lstm_default", "q2_1/cnn", "test.spearman", False),
              ("Q2.1: tuned CNN vs homework default", sp, "q2_1/cnn", "q2_1/cnn_default", "test.spearman", True),
              ("Q2.1: tuned BiLSTM vs homework default", sp, "q2_1/lstm", "q2_1/lstm_default", "test.spearman", True)]
     out = []

@@ -148,7 +148,8 @@ def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
     write_runs(tmp_path, "q2_1/cnn_default", [0.577, 0.570, 0.574], [25, 25, 25])
     write_runs(tmp_path, "q2_1/lstm_default", [0.613, 0.610, 0.615], [50, 50, 50])
     by = {c["comparison"]: c for c in comparisons(tmp_path)}
-    assert set(by) == {"Q2.1: tuned CNN vs homework default", "Q2.1: BiLSTM vs CNN, homework defaults"}
+    assert set(by) == {"Q2.1: tuned CNN vs homework default", "Q2.1: BiLSTM vs CNN, homework defaults",
+                       "Q2.1: homework-default BiLSTM vs tuned CNN"}
     tuned = by["Q2.1: tuned CNN vs homework default"]
     assert tuned["diff"] == pytest.approx(0.609333 - 0.573667, abs=1e-6) and verdict(tuned) == "significant"
     assert by["Q2.1: BiLSTM vs CNN, homework defaults"]["ci95"] is not None
