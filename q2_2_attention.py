@@ -19,6 +19,7 @@ Reproduce (the issue's design; seeds 1-5 are free of any search's selection):
     python q2_2_attention.py --setting default --variants lstm_self_attention --seeds 1 2 3
     python q2_2_attention.py --setting tuned --seeds 1 2 3                              # seed 0 ran earlier
     python q2_2_attention.py --quick                                                    # smoke run
+The whole protocol, one run at a time, skipping finished runs: bench/q2_2_queue.sh (from a git worktree).
 Add --resume to continue after an interruption: every epoch writes runs/<experiment>/<folder>/seed<k>/checkpoint.pt,
 and a finished seed keeps its metrics file as it is.
 
