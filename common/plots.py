@@ -64,6 +64,10 @@ def curve(ax, records, key, label, color):
     n = min(len(r["history"]) for r in records)
     ys = np.array([[h[key] for h in r["history"][:n]] for r in records])
     x = np.arange(1, n + 1)
+    for r in records:   # seeds that ran longer (early stopping ended the others): each drawn on to its last epoch
+        if len(r["history"]) > n:
+            tail = r["history"][n - 1:]
+            ax.plot([h["epoch"] for h in tail], [h[key] for h in tail], color=color, lw=0.8, alpha=0.6)
     outcomes = [outcome(r) for r in records]
     if len(set(outcomes)) > 1:
         for r, o, y in zip(records, outcomes, ys):
@@ -71,8 +75,10 @@ def curve(ax, records, key, label, color):
         return
     if len(records) > 1:
         ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=0.18, lw=0)
+    longer = len({len(r["history"]) for r in records}) > 1
     ax.plot(x, ys.mean(0), color=color,
-            label=label + (f" (mean of {len(records)} seeds; band: their range)" if len(records) > 1 else ""))
+            label=label + ((f" (mean of {len(records)}; band: range; thin: seeds that ran longer)" if longer else
+                            f" (mean of {len(records)} seeds; band: their range)") if len(records) > 1 else ""))
 
 
 def legend_below(ax, ncol=1):
