@@ -253,7 +253,7 @@ def plot_cnn_filters(path):
     fig, axes = plt.subplots(2, (len(rows) + 1) // 2, figsize=(3.2 * ((len(rows) + 1) // 2), 5.6), squeeze=False)
     for ax, r in zip(axes.flat, rows):
         pwm = np.array(r["pwm"]).T                                             # (4, k)
-        ax.imshow(pwm, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        image = ax.imshow(pwm, cmap="Blues", vmin=0, vmax=1, aspect="auto")
         ax.set_yticks(range(4), list("ACGU"))
         ax.set_xticks(range(pwm.shape[1]), list(r["consensus"]), fontsize=8, family="monospace")
         ax.set_title(f"filter {r['filter']}: top-1% enr. {r['top1pct_enrichment']:.2f}, ρ={r['spearman_with_binding']:+.2f}", fontsize=8)
@@ -261,8 +261,11 @@ def plot_cnn_filters(path):
         ax.axis("off")
     dd = d["data"]
     fig.suptitle(f"Q2.1 CNN first-layer filters as PWMs (top {d['top_n']} validation windows each), most enriched in the top 1% bound probes first; "
-                 f"x labels: consensus (n = < 1 bit)\n{dd['source']} ({dd['checksum'][:8]}), {d['trial']}", fontsize=9)
-    fig.tight_layout()
+                 f"x labels: consensus base (n: a position with under 1 bit of information)\n"
+                 f"{dd['source']} ({dd['checksum'][:8]}), {d['trial']}", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.94, 1))
+    bar = fig.colorbar(image, cax=fig.add_axes((0.95, 0.12, 0.012, 0.72)))
+    bar.set_label("base probability in the filter's top windows", fontsize=8)
     return finish(fig, Path(path).parent / "cnn_filters.png")
 
 
