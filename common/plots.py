@@ -131,13 +131,14 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
         raise UserError(f"no Q1.1 metrics under {q11_dir}; run `python q1_1_cnn.py` (or --quick for a smoke run) first")
     a, b = variant_runs(q11_dir, ("logits", "softmax")), variant_runs(q12_dir, ("logits", "softmax"))
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
-    panels = [("test accuracy at the best-validation epoch", lambda r: r["test"]["acc"], False, "%.3f"),
-              ("parameters (log scale)", lambda r: r["params"], True, "%.3g"),
-              ("total training time, s (epochs run on each bar)", lambda r: r["train_seconds"], False, "%.0f"),
-              ("median seconds per epoch (train + evaluation)", lambda r: r["seconds_per_epoch_median"], True, "%.2f")]
+    panels = [("test accuracy at the best-validation epoch", lambda r: r["test"]["acc"], False, "%.3f", None),
+              ("parameters (log scale)", lambda r: r["params"], True, "{:,.0f}", "fewer"),
+              ("total training time, s (epochs run on each bar)", lambda r: r["train_seconds"], False, "%.0f", "less"),
+              ("median seconds per epoch (train + evaluation)", lambda r: r["seconds_per_epoch_median"], False, "%.2f",
+               "faster")]
     variants = sorted(set(a) | set(b))
     width = 0.38
-    for ax, (title, get, log, fmt) in zip(axes, panels):
+    for ax, (title, get, log, fmt, ratio) in zip(axes, panels):
         for i, (name, runs, color) in enumerate([("Q1.1 no pool", a, "tab:gray"), ("Q1.2 MaxPool", b, "tab:cyan")]):
             xs, ms, ss, labels = [], [], [], []
             for j, v in enumerate(variants):
@@ -159,10 +160,16 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
                     ms.append(m)
                     ss.append(s)
                     n = len(runs[v])
-                    labels.append(fmt % m + (f"\n{runs[v][0]['epochs_run']} ep" if "epochs run" in title else "")
+                    labels.append((fmt.format(m) if "{" in fmt else fmt % m)
+                                  + (f"\n{runs[v][0]['epochs_run']} ep" if "epochs run" in title else "")
                                   + (f"\n(n={n})" if n > 1 else ""))
             bars = ax.bar(xs, ms, width, yerr=ss if any(ss) else None, color=color, label=name, capsize=3)
             ax.bar_label(bars, labels=labels, fontsize=8)
+        for j, v in enumerate(variants):   # the ratio the README quotes, Q1.1 over Q1.2, in the middle of each pair
+            if ratio and v in a and v in b:
+                q = _mean(a[v], get)[0] / _mean(b[v], get)[0]
+                ax.text(j, 0.5, f"{q:.1f}×\n{ratio}", transform=ax.get_xaxis_transform(), ha="center", va="center",
+                        fontsize=11, fontweight="bold", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
         ax.set_xticks(range(len(variants)), variants)
         ax.set_title(title, fontsize=10)
         if log:
