@@ -35,7 +35,7 @@ def figure_jobs(root):
         (r / "q1_2/logits", "python q1_2_maxpool.py --seeds 0", lambda: plot_q1_curves(r / "q1_2", "Q1.2 CNN + MaxPool")),
         (r / "q1_1/logits", "python q1_1_cnn.py --seeds 0",
          lambda: plot_q1_comparison(r / "q1_1", r / "q1_2", r / "q1_2/comparison.png")),
-        (r / "gpu/q1_1/logits", "bash bench/gpu_q1_reference.sh (on a GPU)", lambda: plot_q1_curves(r / "gpu/q1_1", "Q1.1 CNN (GPU, full protocol)")),
+        (r / "gpu/q1_1/logits", "bash bench/gpu_q1_reference.sh (on a GPU)", lambda: plot_q1_curves(r / "gpu/q1_1", "Q1.1 CNN on one GPU, eager fp32, 200 epochs (bench/gpu_q1_reference.sh)")),
         (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_outcomes(r / "q1_softmax_study")),
         (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_mechanism(r / "q1_softmax_study")),
         (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_gradients(r / "q1_softmax_study")),
@@ -54,7 +54,9 @@ def figure_jobs(root):
          lambda: plot_calibration(read_json(r / "q2_data/calibration.json"), r / "q2_data/calibration.png")),
     ] + [(r / f"precision_check/{p}/q1_2/logits", f"python q1_2_maxpool.py --variant logits --precision {p} --epochs 10 "
           f"--seeds 0 1 2 --out-dir figures/precision_check/{p}",
-          lambda p=p: plot_q1_curves(r / f"precision_check/{p}/q1_2", f"Q1.2 precision check ({p})")) for p in ("fp32", "bf16")]
+          lambda p=p: plot_q1_curves(r / f"precision_check/{p}/q1_2", f"Q1.2 precision check, {p}"
+                                     f"{' autocast' if p == 'bf16' else ''} (to set beside the "
+                                     f"{'fp32' if p == 'bf16' else 'bf16'} figure)")) for p in ("fp32", "bf16")]
 
 
 def tuned_attention_map(exp_dir):

@@ -116,7 +116,9 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
             axes[1].plot(b["epoch"], b["val_acc"], "*", color=COLORS[v], ms=12 if len(recs) == 1 else 8)
             axes[2].plot(b["epoch"], r["test"]["acc"], "*", color=COLORS[v], ms=12 if len(recs) == 1 else 8)
     every = [r for recs in runs.values() for r in recs]
-    fig.suptitle(textwrap.fill(f"{title}: logits vs softmax-before-CrossEntropy — {run_label(every)}", 150))
+    what = ("logits vs softmax-before-CrossEntropy" if len(runs) > 1 else
+            f"{next(iter(runs))} only" + (" (softmax before CrossEntropy)" if "softmax" in runs else ""))
+    fig.suptitle(textwrap.fill(f"{title}: {what} — {run_label(every)}", 150))
     return finish(fig, Path(exp_dir) / "curves.png")
 
 
