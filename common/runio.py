@@ -154,7 +154,18 @@ def code_version():
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain") if commit else None
     return {"git_commit": commit.strip() if commit else None, "git_dirty": None if status is None else bool(status.strip()),
-            "argv": list(sys.argv)}
+            "argv": redacted_argv(sys.argv)}
+
+
+def redacted_argv(argv):
+    """The command line with every URL cut to its scheme (a --storage URL carries a user, a host, perhaps a
+    password: results never name them)."""
+    def cut(arg):
+        key, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if "://" not in value:
+            return arg
+        return f"{key}{eq}{value.split('://', 1)[0]}://(redacted)"
+    return [cut(a) for a in argv]
 
 
 def environment(device):

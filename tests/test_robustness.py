@@ -216,8 +216,16 @@ def test_code_version_outside_a_git_checkout_is_null(tmp_path, monkeypatch):
     monkeypatch.setattr(runio, "REPO", tmp_path)   # no .git here, nor above /tmp
     try:
         v = runio.code_version()
-        assert v["git_commit"] is None and v["git_dirty"] is None and v["argv"] == sys.argv
+        assert v["git_commit"] is None and v["git_dirty"] is None and v["argv"] == runio.redacted_argv(sys.argv)
     finally:
         runio.code_version.cache_clear()
     inside = runio.code_version()
     assert inside["git_commit"] is None or len(inside["git_commit"]) == 40
+
+
+def test_records_never_name_a_storage_url():
+    from common.runio import redacted_argv
+    argv = ["q2_1_cnn_lstm.py", "--storage", "postgresql+psycopg2://user:secret@db.example:5432/optuna",
+            "--storage=mysql://u:p@h/db", "--trials", "5", "runs/journal.log"]
+    assert redacted_argv(argv) == ["q2_1_cnn_lstm.py", "--storage", "postgresql+psycopg2://(redacted)",
+                                   "--storage=mysql://(redacted)", "--trials", "5", "runs/journal.log"]
