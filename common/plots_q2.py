@@ -184,6 +184,22 @@ def convergence_points(ax, runs, thresholds, epochs):
     legend_below(ax)
 
 
+def probe_weights(ax, p, title, uniform_line=False):
+    """One probe's attention weight per position: bases as tick labels, motif positions in orange."""
+    w, seq = np.array(p["weights"]), p["sequence"]
+    ax.bar(range(len(seq)), w, color=["tab:orange" if m else "tab:blue" for m in p["motif"]])
+    if uniform_line:
+        ax.axhline(1 / len(seq), color="gray", ls=":", lw=0.8)
+    ax.set_xticks(range(len(seq)), list(seq), fontsize=7, family="monospace")
+    for t, m in zip(ax.get_xticklabels(), p["motif"]):
+        if m:
+            t.set_color("tab:orange")
+            t.set_fontweight("bold")
+    ax.set_ylabel("weight", fontsize=7)
+    ax.set_title(title, fontsize=8, loc="right")
+    ax.set_xlim(-0.6, 40.6)
+
+
 def plot_attention_maps(exp_dir):
     """Attention per position for the top-predicted test probes; bases as tick labels, motif positions highlighted."""
     exp_dir = Path(exp_dir)
@@ -192,17 +208,7 @@ def plot_attention_maps(exp_dir):
     probes = att["top_probes"]
     fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.25 * len(probes) + 1.2), squeeze=False)
     for ax, p in zip(axes[:, 0], probes):
-        w, seq = np.array(p["weights"]), p["sequence"]
-        colors = ["tab:orange" if m else "tab:blue" for m in p["motif"]]
-        ax.bar(range(len(seq)), w, color=colors)
-        ax.set_xticks(range(len(seq)), list(seq), fontsize=7, family="monospace")
-        for t, m in zip(ax.get_xticklabels(), p["motif"]):
-            if m:
-                t.set_color("tab:orange")
-                t.set_fontweight("bold")
-        ax.set_ylabel("weight", fontsize=7)
-        ax.set_title(f"prediction {p['prediction']:.2f} (z-score)", fontsize=8, loc="right")
-        ax.set_xlim(-0.6, 40.6)
+        probe_weights(ax, p, f"prediction {p['prediction']:.2f} (z-score)")
     d = summary["data"]
     fig.suptitle(f"Q2.2 attention maps, top-{len(probes)} predicted test probes (orange: GCAUG / UGCAUG positions)\n"
                  f"attention mass on motif positions {att['attention_mass_on_motif']:.3f} vs chance {att['chance_fraction']:.3f} "

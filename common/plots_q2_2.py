@@ -6,7 +6,7 @@ import matplotlib.ticker
 import numpy as np
 
 from .plots import curve, finish, legend_below, plt, run_label
-from .plots_q2 import test_points
+from .plots_q2 import probe_weights, test_points
 from .q2_2_design import EARLY_EPOCHS, EXPERIMENTS, THRESHOLDS, arm_runs, compare_arms, early_mean, first_epoch_at
 from .runio import UserError, source_name
 
@@ -130,17 +130,7 @@ def plot_attention_sites(exp_dir, arm="lstm_attention"):
     att, probes = rec["attention"], rec["attention"]["map_probes"]
     fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.2 * len(probes) + 2.6), squeeze=False)
     for ax, p in zip(axes[:, 0], probes):
-        w, seq = np.array(p["weights"]), p["sequence"]
-        ax.bar(range(len(seq)), w, color=["tab:orange" if m else "tab:blue" for m in p["motif"]])
-        ax.axhline(1 / len(seq), color="gray", ls=":", lw=0.8)
-        ax.set_xticks(range(len(seq)), list(seq), fontsize=7, family="monospace")
-        for t, m in zip(ax.get_xticklabels(), p["motif"]):
-            if m:
-                t.set_color("tab:orange")
-                t.set_fontweight("bold")
-        ax.set_ylabel("weight", fontsize=7)
-        ax.set_title(f"site in the {p['site_bin']}; prediction {p['prediction']:.2f} (z)", fontsize=8, loc="right")
-        ax.set_xlim(-0.6, 40.6)
+        probe_weights(ax, p, f"site in the {p['site_bin']}; prediction {p['prediction']:.2f} (z)", uniform_line=True)
     bins = "\n".join(f"{b['bin']} (n = {b['probes']}): mass {b['attention_mass']:.2f} = {b['ratio_to_chance']:.1f}× chance, "
                       f"{b['ratio_to_position_only']:.1f}× position alone, {b['ratio_to_backward_state']:.1f}× a "
                       f"backward-state rule; flank contrast {b['flank_contrast'] or float('nan'):.1f}"
