@@ -41,7 +41,7 @@ from common.experiment import (experiment_name, finished_record, guard_finished,
                                write_aggregate)
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
-from common.rna_models import build_rna_model
+from common.rna_models import HOMEWORK_DEFAULT_HP, build_rna_model
 from common.search import (FINISHED, fail_and_retry_orphans, finished, is_url, make_storage, quiet, redact, split_trials,
                            worker_device, worker_threads)
 from common.runio import (UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json,
@@ -53,8 +53,7 @@ EPOCHS = {"cnn": 25, "lstm": 50}
 
 class SearchInterrupted(Exception):
     """SIGTERM stopped a trial at an epoch end; the trial is marked FAIL and enqueued again for --resume."""
-DEFAULT_HP = {"cnn": {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2},
-              "lstm": {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}}
+DEFAULT_HP = HOMEWORK_DEFAULT_HP
 
 
 def suggest(trial, name):

@@ -43,12 +43,13 @@ from common.compare import first_epoch_at
 from common.experiment import (experiment_name, guard_finished, kept_record, load_runs, lock_run, metrics_record,
                                run_dirs, write_aggregate, write_interrupted)
 from common.q2 import load_q2, predict, test_report, train_rna
+from common.rna_models import HOMEWORK_DEFAULT_HP
 from common.rnacompete import decode
 from common.runio import UserError, code_version, exit_on_user_error, read_json, source_name, timestamp, write_json
 from common.train import FitConfig, stop_on_sigterm
 
 AGG_KEYS = ["test.spearman", "test.pearson", "best.val_spearman", "train_seconds"]
-HOMEWORK_DEFAULT = {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}   # with lr 1e-3, batch 64
+HOMEWORK_DEFAULT = HOMEWORK_DEFAULT_HP["lstm"]   # with lr 1e-3, batch 64
 VARIANTS = ("lstm", "lstm_attention", "lstm_self_attention")
 
 

@@ -1,4 +1,5 @@
-"""Q2.3: one model for several RNA-binding proteins, and protein descriptors that transfer to unseen ones."""
+"""Q2.3: one model for several RNA-binding proteins, the protein profiles that let it score a new protein, and the
+profile-only baseline (a probe scored by its protein's profile alone, no learned weights)."""
 import torch
 from torch import nn
 
@@ -8,6 +9,11 @@ from .rna_models import build_rna_model, mlp
 from .train import fit, make_adam
 
 K = 5   # k-mer size of the protein descriptors
+
+
+def protein_label(name, record):
+    """A protein's name for tables and figures: the simulator's invented motifs say so."""
+    return f"{name} (simulated motif)" if record.get("source") == "simulated" and name.startswith("sim-") else name
 
 
 def kmer_codes(x, valid, k=K):
@@ -24,9 +30,14 @@ def kmer_codes(x, valid, k=K):
 
 
 def kmer_descriptors(split, k=K, top_fraction=0.01):
-    """(P, 4**k) z-scored log-enrichment of k-mers among each protein's top-bound probes vs all probes.
+    """(P, 4**k) profiles: per protein, the z-scored log2-enrichment of k-mers among its top-bound probes vs all probes.
 
-    Computed from the given split only (the training split): what a new protein's motif data would give."""
+    The rule, exactly (tests/test_q2_extra.py recomputes it from the sequences as strings):
+    - probes: those of `split` (Q2.3 passes the TRAINING split) with a measured intensity for the protein;
+    - top: the max(1, int(top_fraction * n)) probes with the highest intensity (torch.topk);
+    - counts: every k-mer window lying inside the probe and free of N, plus a pseudocount of 1 per k-mer;
+    - e = log2(top frequency) - log2(all-probe frequency); profile = (e - mean(e)) / std(e) (ddof 1).
+    A protein's profile is made from its own measured intensities: a new protein needs its own RNAcompete run."""
     codes = kmer_codes(split["x"], split["valid"], k)
     def freq(rows):
         c = codes[rows].flatten()
@@ -41,13 +52,24 @@ def kmer_descriptors(split, k=K, top_fraction=0.01):
     return torch.stack(out)
 
 
+def profile_scores(x, valid, profiles, chunk=65536):
+    """(N, P) profile match of each probe: the sum of the protein's profile over the probe's valid k-mer windows.
+
+    With no learned weight, this is the profile-only baseline; the few-shot model gets the same sum as one input."""
+    out = []
+    for s in range(0, len(x), chunk):
+        codes = kmer_codes(x[s:s + chunk], valid[s:s + chunk])                   # (B, W), -1 = no k-mer there
+        out.append((profiles.T[codes.clamp(min=0)] * (codes >= 0)[..., None]).sum(1))   # (B, P)
+    return torch.cat(out)
+
+
 class MultiProteinModel(nn.Module):
     """RNA encoder (Q2.1 CNN or BiLSTM) x protein encoder -> fusion -> shared head, predicting all P proteins at once.
 
     protein="identity": a learned embedding per protein id; it cannot say anything about a protein it never
-    trained on (its row is never updated). protein="kmer": the protein is described by its k-mer enrichment
-    profile, embedded by an MLP, plus a direct k-mer match score (the probe's k-mers summed under the profile);
-    both are functions of the profile, so an unseen protein with a profile gets a meaningful prediction.
+    trained on (its row is never updated). protein="profile": the protein is described by its k-mer profile
+    (kmer_descriptors), embedded by an MLP, plus the profile match (profile_scores) as one more input; both are
+    functions of the profile, so a new protein that comes with its own profile gets a prediction (few-shot).
     Fusion: elementwise product of the projected RNA and protein vectors (lets every protein re-weight
     every RNA feature), concatenated with the match score, then an MLP head."""
 
@@ -57,6 +79,8 @@ class MultiProteinModel(nn.Module):
         d_rna = self.rna.head[0].in_features
         self.rna_proj = nn.Linear(d_rna, dim)
         self.mode = protein
+        if protein not in ("identity", "profile"):
+            raise ValueError(f"protein must be 'identity' or 'profile', got {protein!r}")
         if protein == "identity":
             self.embed = nn.Embedding(n_proteins, dim)
         else:
@@ -75,13 +99,11 @@ class MultiProteinModel(nn.Module):
         if self.mode == "identity":
             match = torch.zeros(*fused.shape[:2], 1, device=x.device, dtype=fused.dtype)
         else:
-            codes = kmer_codes(x, valid)                                      # (B, W)
-            prof = self.descriptors.T[codes.clamp(min=0)]                     # (B, W, P)
-            match = (prof * (codes >= 0)[..., None]).sum(1)[..., None] * self.match_scale / codes.shape[1]
+            match = profile_scores(x, valid, self.descriptors)[..., None] * self.match_scale / (x.shape[1] - K + 1)
         return self.head(torch.cat([fused, match.to(fused.dtype)], -1)).squeeze(-1)   # (B, P)
 
 
-def train_multi(model, data, train_cols, lr, cfg, device, on_epoch=None):
+def train_multi(model, data, train_cols, lr, cfg, device, on_epoch=None, ckpt=None, resume=False):
     """Masked MSE over (probe, protein) pairs of the training proteins only; select on their mean val Spearman."""
     model.to(device)
     optimizer = make_adam(model.parameters(), lr, device)
@@ -97,4 +119,4 @@ def train_multi(model, data, train_cols, lr, cfg, device, on_epoch=None):
         sp = [masked_spearman(p[:, j], va["y"][:, j], va["y_mask"][:, j]) for j in train_cols]
         return {"val_loss": float(masked_mse(p, va["y"], va["y_mask"] * cols)), "val_spearman": sum(sp) / len(sp)}
 
-    return fit(model, optimizer, loss_of_batch, len(tr["y"]), evaluate, cfg, device, on_epoch=on_epoch)
+    return fit(model, optimizer, loss_of_batch, len(tr["y"]), evaluate, cfg, device, ckpt, resume, on_epoch)

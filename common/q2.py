@@ -31,10 +31,10 @@ def resolve_data_dir(data_dir, explicit):
     return SIMULATED_DIR
 
 
-def load_q2(args, proteins, device):
-    """Tensors on the device and the data record; the file's warnings are printed on every run (also from cache)."""
-    explicit = args.data_dir is not None
-    data_dir = resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, explicit)
+def load_q2(args, proteins, device, data_dir=None):
+    """Tensors on the device and the data record; the file's warnings are printed on every run (also from cache).
+    data_dir: a folder resolve_data_dir() already gave (else it is resolved here, from args.data_dir)."""
+    data_dir = data_dir or resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, args.data_dir is not None)
     splits, record = load_rnacompete(data_dir, proteins, cache_dir=str(Path("data") / "cache"))
     for line in record["warnings"]:
         print(f"data warning: {line}")

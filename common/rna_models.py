@@ -3,6 +3,12 @@ import torch
 from torch import nn
 
 
+# The homework's default configurations (trial 0 of every Q2.1 search), with Adam lr 1e-3 and batch 64.
+HOMEWORK_DEFAULT_HP = {"cnn": {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2},
+                       "lstm": {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}}
+HOMEWORK_DEFAULT_LR, HOMEWORK_DEFAULT_BATCH = 1e-3, 64
+
+
 def mlp(d_in, hidden, dropout, d_out=1):
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, d_out))
 

@@ -36,15 +36,17 @@ from .runio import UserError, exit_on_user_error, write_json, write_text
 BASES = sb.BASES
 K = sb.K
 PRESETS = ("calibrated", "easy")
-SIMULATOR_VERSION = 2
+SIMULATOR_VERSION = 3   # 3: the five invented proteins are named sim-<name> (same draws, same norm_data.txt)
+# RBFOX1 is calibrated against the real RBFOX1 file; the other five have INVENTED motifs loosely modelled on the named
+# proteins, so their names say so (sim-<name>), in metadata.xlsx, simulation.json and every figure and table.
 PROTEINS = {   # name: (experiment id, {site: Kd nM}, composition weights per A,C,G,U fraction) -- the easy preset
     "RBFOX1": ("RNCMPT00168", {"UGCAUGU": 0.83, "AGCAUGU": 4.8, "UGCACGU": 4.9, "CGCAUGU": 6.1, "UGUAUGU": 280,
                                "UACAUGU": 350, "UGCAUAU": 1830, "GCAUG": 25, "GCACG": 400}, (0, 0, 0.06, 0.12)),
-    "PUM1": ("RNCMPT90001", {"UGUAAAU": 1.5, "UGUAUAU": 15, "UGUAAAA": 40, "UGUAAA": 120}, (0.06, 0, 0, 0.09)),
-    "HNRNPA1": ("RNCMPT90002", {"UAGGGA": 4, "UAGGGU": 8, "UAGGG": 60, "AGGGA": 300}, (0.09, 0, 0.06, 0)),
-    "QKI": ("RNCMPT90003", {"ACUAAC": 3, "ACUAAU": 20, "CUAAC": 80, "AUUAAC": 150}, (0.09, 0.03, 0, 0)),
-    "ELAVL1": ("RNCMPT90004", {"UUUAUUU": 4, "UUUUUUU": 10, "AUUUA": 50, "UUUUU": 200}, (0, 0, 0, 0.18)),
-    "SRSF1": ("RNCMPT90005", {"GGAGGA": 6, "GAAGAA": 40, "GGAGA": 90, "AGGAC": 400}, (0.06, 0, 0.09, 0)),
+    "sim-PUM1": ("RNCMPT90001", {"UGUAAAU": 1.5, "UGUAUAU": 15, "UGUAAAA": 40, "UGUAAA": 120}, (0.06, 0, 0, 0.09)),
+    "sim-HNRNPA1": ("RNCMPT90002", {"UAGGGA": 4, "UAGGGU": 8, "UAGGG": 60, "AGGGA": 300}, (0.09, 0, 0.06, 0)),
+    "sim-QKI": ("RNCMPT90003", {"ACUAAC": 3, "ACUAAU": 20, "CUAAC": 80, "AUUAAC": 150}, (0.09, 0.03, 0, 0)),
+    "sim-ELAVL1": ("RNCMPT90004", {"UUUAUUU": 4, "UUUUUUU": 10, "AUUUA": 50, "UUUUU": 200}, (0, 0, 0, 0.18)),
+    "sim-SRSF1": ("RNCMPT90005", {"GGAGGA": 6, "GAAGAA": 40, "GGAGA": 90, "AGGAC": 400}, (0.06, 0, 0.09, 0)),
 }
 PARAMS = {"concentration_nM": 10.0, "nonspecific_Kd_nM": 1e5, "partial_Kd_nM": 3000.0, "accessibility_penalty": 0.25,
           "scale": 1000.0, "noise_mult_sd": 0.15, "noise_add_sd": 1.0, "nan_fraction": 0.015, "min_len": 38, "max_len": 41}
@@ -56,11 +58,11 @@ MOTIFS = {   # name: consensus, Kd0 nM, core, flank, exceptions, measured 7-mer 
                {(0, "A"): np.log(4.8 / 0.83), (0, "C"): np.log(6.1 / 0.83), (4, "C"): np.log(4.9 / 0.83),
                 (2, "U"): np.log(280 / 0.83), (1, "A"): np.log(350 / 0.83), (5, "A"): np.log(1830 / 0.83)},
                {k: v for k, v in PROTEINS["RBFOX1"][1].items() if len(k) == K}),
-    "PUM1": ("UGUAAAu", 1.5, 5.0, 1.9, {(4, "U"): np.log(10), (4, "C"): np.log(10), (6, "A"): np.log(40 / 1.5)}, {}),
-    "HNRNPA1": ("UAGGGAn", 4.0, 5.0, 1.9, {(5, "U"): np.log(2)}, {}),
-    "QKI": ("ACUAACn", 3.0, 5.0, 1.9, {(5, "U"): np.log(20 / 3)}, {}),
-    "ELAVL1": ("uUUAUUu", 4.0, 5.0, 1.9, {(3, "U"): np.log(10 / 4)}, {}),
-    "SRSF1": ("GGAGGAn", 6.0, 5.0, 1.9, {(1, "A"): 0.95, (4, "A"): 0.95}, {}),
+    "sim-PUM1": ("UGUAAAu", 1.5, 5.0, 1.9, {(4, "U"): np.log(10), (4, "C"): np.log(10), (6, "A"): np.log(40 / 1.5)}, {}),
+    "sim-HNRNPA1": ("UAGGGAn", 4.0, 5.0, 1.9, {(5, "U"): np.log(2)}, {}),
+    "sim-QKI": ("ACUAACn", 3.0, 5.0, 1.9, {(5, "U"): np.log(20 / 3)}, {}),
+    "sim-ELAVL1": ("uUUAUUu", 4.0, 5.0, 1.9, {(3, "U"): np.log(10 / 4)}, {}),
+    "sim-SRSF1": ("GGAGGAn", 6.0, 5.0, 1.9, {(1, "A"): 0.95, (4, "A"): 0.95}, {}),
 }
 PARAMS_CALIBRATED = {
     "concentration_nM": 0.25, "nonspecific_Kd_nM": 1e5, "kd_jitter_sd": 0.7, "accessibility_penalty": 0.25,
@@ -188,7 +190,9 @@ def simulate(out, seed=0, n_seta=120_326, n_setb=121_031, proteins=tuple(PROTEIN
     write_text(out / "norm_data.txt", norm.to_csv(sep="\t", index=False, float_format="%.5g"))
     write_text(out / "signal_noise_free.txt", pd.DataFrame({"Probe_ID": probe_ids, **clean}).to_csv(sep="\t", index=False, float_format="%.6g"))
     meta = pd.DataFrame({"Motif_ID ": [PROTEINS[p][0] for p in proteins], " Protein_name": list(proteins),
-                         "Species": "Homo_sapiens", "Notes": "simulated"})   # stray spaces, as in the course file
+                         "Species": "Homo_sapiens",
+                         "Notes": ["simulated, calibrated to the real RBFOX1 file" if p == "RBFOX1" else
+                                   "simulated: an invented motif, not the real protein" for p in proteins]})   # stray spaces, as in the course file
     meta.to_excel(out / "metadata.xlsx", sheet_name=SHEET, index=False)
     write_text(out / "metadata.csv", meta.to_csv(index=False))
     nine = np.bincount(sb.kmer_codes(codes, 9)[np.arange(params["max_len"] - 8)[None, :] + 9 <= lengths[:, None]], minlength=4 ** 9)

@@ -3,6 +3,7 @@ seed aggregates, and quick runs of every script feeding make_figures.py.
 
 Run: python -m pytest -q tests/test_q2_extra.py
 """
+import itertools
 import json
 import re
 import shutil
@@ -14,10 +15,11 @@ import pytest
 import torch
 
 from common.experiment import aggregate, seed_notes
-from common.multi import MultiProteinModel, kmer_codes, kmer_descriptors, train_multi
+from common.metrics import masked_spearman
+from common.multi import MultiProteinModel, kmer_codes, kmer_descriptors, profile_scores, train_multi
 from common.plots import run_label
 from common.rna_models import RNALSTM
-from common.rnacompete import encode, one_hot
+from common.rnacompete import decode, encode, one_hot
 from common.simulate_rnacompete import simulate
 from common.train import FitConfig
 from conftest import ROOT, make_blood_npz
@@ -79,12 +81,12 @@ def test_kmer_codes_mark_windows_with_padding_or_n():
     assert (codes[1, :4] == -1).all() and codes[1, 4].item() == 0
 
 
-@pytest.mark.parametrize("protein", ["identity", "kmer"])
+@pytest.mark.parametrize("protein", ["identity", "profile"])
 @pytest.mark.parametrize("encoder, hp", [("cnn", {"filters": 8}), ("lstm", {"hidden": 8})])
 def test_multi_protein_model_shapes(protein, encoder, hp):
     x, valid = batch(["ACGU" * 10, "GCAUG" * 8, "UUAGGGA" * 5])
     desc = torch.randn(4, 4 ** 5)
-    model = MultiProteinModel(encoder, hp, 4, protein=protein, descriptors=desc if protein == "kmer" else None)
+    model = MultiProteinModel(encoder, hp, 4, protein=protein, descriptors=desc if protein == "profile" else None)
     assert model(x, valid).shape == (3, 4)
 
 
@@ -98,7 +100,7 @@ def sim(tmp_path_factory):
 def small_data(sim, tmp_path):
     from common.rnacompete import load_rnacompete
     from common.q2 import device_split
-    splits, _ = load_rnacompete(sim, ["RBFOX1", "QKI", "PUM1"], cache_dir=tmp_path / "cache")
+    splits, _ = load_rnacompete(sim, ["RBFOX1", "sim-QKI", "sim-PUM1"], cache_dir=tmp_path / "cache")
     return {s: device_split(v, "cpu") for s, v in splits.items()}
 
 
@@ -116,7 +118,7 @@ def test_held_out_protein_never_reaches_training(sim, tmp_path):
                 y[:, 0] = torch.randn(len(y))
                 d[s]["y"] = y
         torch.manual_seed(0)
-        model = MultiProteinModel("cnn", {"filters": 8}, 3, protein="kmer", descriptors=desc)
+        model = MultiProteinModel("cnn", {"filters": 8}, 3, protein="profile", descriptors=desc)
         result = train_multi(model, d, [1, 2], 1e-3, cfg, "cpu")
         states.append((result["best_state"], [h["val_spearman"] for h in result["history"]]))
     for k in states[0][0]:
@@ -158,7 +160,7 @@ def quick_figures(sim, tmp_path_factory):
             "study": run("q1_softmax_study.py", "--npz", str(npz), "--quick", "--seeds", "0", *out),
             "q2_1": run("q2_1_cnn_lstm.py", "--data-dir", str(sim), "--quick", *out),
             "q2_2": run("q2_2_attention.py", "--data-dir", str(sim), "--quick", *out),
-            "q2_3": run("q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1", "QKI", "PUM1", *out)}
+            "q2_3": run("q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1", *out)}
     for d in (tmp / "f").glob("*_quick"):
         d.rename(tmp / "f" / d.name[:-6])
     # The tuned setting's folder, for make_figures (its --setting tuned runs are tested with the resume tests).
@@ -185,26 +187,69 @@ def test_q2_2_quick_run_outputs(quick_figures):
     assert "attention mass on UGCAUG/GCAUG" in logs["q2_2"] and "single sites by position" in logs["q2_2"]
 
 
-def test_q2_3_resume_refuses_in_one_line_and_keeps_finished_records(quick_figures, sim, tmp_path):
-    """Q2.3 keeps no checkpoints: --resume used to retrain over finished records (it acted as --force)."""
+def test_q2_3_resume_keeps_finished_records_bit_for_bit(quick_figures, sim, tmp_path):
+    """--resume used to retrain over finished Q2.3 records (it acted as --force); now every finished arm is kept."""
     f, _ = quick_figures
     shutil.copytree(f / "q2_3", tmp_path / "q2_3_quick")   # a finished quick run where this command writes
-    before = (tmp_path / "q2_3_quick" / "seen" / "metrics.json").read_bytes()
+    files = sorted((tmp_path / "q2_3_quick").rglob("metrics.json"))
+    before = [p.read_bytes() for p in files]
     r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--resume",
-                        "--proteins", "RBFOX1", "QKI", "PUM1", "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+                        "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1", "--out-dir", str(tmp_path), "--run-dir",
+                        str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("finished earlier") == 7 and "epoch  1/" not in r.stdout   # 1 seen + 3 single + 3 few-shot
+    assert [p.read_bytes() for p in files] == before
+    # without --resume (and without --force) a finished run refuses in one line
+    r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1",
+                        "sim-QKI", "sim-PUM1", "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert "--resume: Q2.3 keeps no checkpoints" in r.stderr
-    assert (tmp_path / "q2_3_quick" / "seen" / "metrics.json").read_bytes() == before
+    assert "already holds a finished run" in r.stderr and [p.read_bytes() for p in files] == before
 
 
 def test_q2_3_quick_run_outputs(quick_figures):
     f, _ = quick_figures
     s = json.loads((f / "q2_3" / "summary.json").read_text())
-    assert [r["protein"] for r in s["rows"]] == ["RBFOX1", "QKI", "PUM1"]
-    m = json.loads((f / "q2_3" / "unseen" / "QKI" / "metrics.json").read_text())
-    assert m["held_out"] == "QKI" and "QKI" not in m["train_proteins"]
-    assert "| protein |" in (f / "q2_3" / "table.md").read_text()
+    assert [r["protein"] for r in s["rows"]] == ["RBFOX1", "sim-QKI", "sim-PUM1"]
+    assert [r["label"] for r in s["rows"]][1] == "sim-QKI (simulated motif)" and s["seeds"] == [1]
+    m = json.loads((f / "q2_3" / "seed1" / "fewshot" / "sim-QKI" / "metrics.json").read_text())
+    assert m["held_out"] == "sim-QKI" and "sim-QKI" not in m["train_proteins"] and m["arm"] == "fewshot/sim-QKI"
+    assert m["config"]["patience"] == 5 and m["config"]["hp_source"].startswith("Q2.1 selected")
+    assert m["converged"] == (m["stopped_early"] or m["best_epoch"] < m["epochs_run"])
+    if not m["converged"]:
+        assert "seed1/fewshot/sim-QKI" in s["not_converged"]
+    base = json.loads((f / "q2_3" / "profile_only.json").read_text())
+    assert set(base["proteins"]) == {"RBFOX1", "sim-QKI", "sim-PUM1"} and "top" in base["definition"]
+    c = s["comparisons"]["few-shot (own profile) − profile-only baseline"]
+    assert c["n"] == 3 and c["diff"] == pytest.approx(np.mean([r["fewshot"] - r["profile_only"] for r in s["rows"]]))
+    table = (f / "q2_3" / "table.md").read_text()
+    assert "| protein |" in table and "profile-only baseline" in table and "invented motifs" in table
+
+
+def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path):
+    """The profile and the probe scores recomputed from the sequences as strings (collections.Counter, scipy)."""
+    from collections import Counter
+    from scipy.stats import spearmanr
+    data = small_data(sim, tmp_path)
+    tr, te = data["train"], data["test"]
+    kmers = ["".join(t) for t in itertools.product("ACGU", repeat=5)]
+    seqs_tr, seqs_te = decode(tr["x"], tr["valid"]), decode(te["x"], te["valid"])
+    windows = lambda s: [s[i:i + 5] for i in range(len(s) - 4) if "N" not in s[i:i + 5]]
+    profiles = kmer_descriptors(tr)
+    scores = profile_scores(te["x"], te["valid"], profiles)
+    for j in range(tr["y"].shape[1]):
+        rows = [i for i in range(len(seqs_tr)) if tr["y_mask"][i, j] > 0]
+        top = sorted(rows, key=lambda i: -float(tr["y"][i, j]))[:max(1, int(0.01 * len(rows)))]
+        count = lambda idx: Counter(w for i in idx for w in windows(seqs_tr[i]))
+        ct, ca = count(top), count(rows)
+        ft = np.array([ct[k] + 1.0 for k in kmers]); fa = np.array([ca[k] + 1.0 for k in kmers])
+        e = np.log2(ft / ft.sum()) - np.log2(fa / fa.sum())
+        mine = (e - e.mean()) / e.std(ddof=1)
+        assert np.allclose(profiles[j].numpy(), mine, atol=1e-4)
+        own = np.array([sum(mine[kmers.index(w)] for w in windows(s)) for s in seqs_te])
+        keep = te["y_mask"][:, j].numpy() > 0
+        assert np.allclose(scores[:, j].numpy(), own, atol=1e-3)
+        assert masked_spearman(scores[:, j], te["y"][:, j], te["y_mask"][:, j]) == pytest.approx(
+            spearmanr(own[keep], te["y"][keep, j].numpy()).statistic, abs=1e-6)
 
 
 def test_results_table_gives_each_seed_its_own_note_and_titles_give_data_epochs_n_device_but_no_notes():
