@@ -57,14 +57,17 @@ def parse_args(argv, description):
     return args
 
 
-def accuracy_and_loss(model, x, y, chunk=2048):
-    """Accuracy and mean CrossEntropyLoss of model's outputs (as trained: logits or probabilities)."""
-    correct, loss = 0, 0.0
+def accuracy_and_loss(model, x, y, chunk=2048, n_classes=8):
+    """Accuracy, mean CrossEntropyLoss of model's outputs (as trained: logits or probabilities) and the number of
+    images predicted as each class (the softmax study's rule classifies a run from these, at any epoch)."""
+    correct, loss, counts = 0, 0.0, torch.zeros(n_classes, dtype=torch.long, device=x.device)
     for s in range(0, len(x), chunk):
         out = model(x[s:s + chunk]).float()
-        correct += (out.argmax(1) == y[s:s + chunk]).sum()
+        pred = out.argmax(1)
+        correct += (pred == y[s:s + chunk]).sum()
+        counts += torch.bincount(pred, minlength=n_classes)
         loss += nn.functional.cross_entropy(out, y[s:s + chunk], reduction="sum")
-    return {"acc": (correct / len(x)).item(), "loss": (loss / len(x)).item()}
+    return {"acc": (correct / len(x)).item(), "loss": (loss / len(x)).item(), "pred_counts": counts.tolist()}
 
 
 def class_probabilities(model, x, softmax_in_model, chunk=2048):
@@ -116,7 +119,7 @@ def train_locked(args, experiment, pool, variant, seed, data, data_record, devic
 
     def evaluate(m):
         va, te = accuracy_and_loss(m, xva, yva), accuracy_and_loss(m, xte, yte)
-        return {"val_loss": va["loss"], "val_acc": va["acc"], "test_acc": te["acc"]}
+        return {"val_loss": va["loss"], "val_acc": va["acc"], "test_acc": te["acc"], "val_pred_counts": va["pred_counts"]}
 
     cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision,
                     cuda_graphs=cuda_graphs, stop_at=args.stop_at)

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 
 from .experiment import load_runs  # noqa: E402
 from .runio import UserError, save_figure, source_name  # noqa: E402
+from .study import classify_outcome, last_epoch_outcome  # noqa: E402
 
 COLORS = {"logits": "tab:blue", "softmax": "tab:red", "cnn": "tab:green", "lstm": "tab:purple",
           "lstm_attention": "tab:orange", "maxpool": "tab:cyan"}
@@ -53,8 +54,24 @@ def outcome(record):
     confusion = record.get("test", {}).get("confusion")
     if not confusion:
         return None
-    from .study import classify_outcome
     return classify_outcome(np.asarray(confusion).sum(0))   # images predicted as each class
+
+
+INFERRED_NOTE = ("*: the run's last-epoch outcome is inferred from its recorded test accuracy (the record predates per-epoch "
+                 "prediction counts): above 1 - the smallest class share = every class predicted; equal to one class's "
+                 "count within one image = collapsed")
+
+
+def outcome_label(record):
+    """A run's outcome by the softmax study's rule at its selected epoch and at its last epoch ('*': inferred)."""
+    best, (last, how) = outcome(record), last_epoch_outcome(record)
+    n, b = record["history"][-1]["epoch"], record["best"]["epoch"]
+    if last is None:
+        return f"{best} at ep {b} (selected)"
+    star = "" if how == "exact" else "*"
+    if best in (None, last):
+        return f"{last} at ep {n}{star}" if best is None else f"{last} at ep {b} (selected) and {n}{star}"
+    return f"{best} at ep {b} (selected), {last} at ep {n}{star}"
 
 
 def curve(ax, records, key, label, color):
@@ -68,10 +85,11 @@ def curve(ax, records, key, label, color):
         if len(r["history"]) > n:
             tail = r["history"][n - 1:]
             ax.plot([h["epoch"] for h in tail], [h[key] for h in tail], color=color, lw=0.8, alpha=0.6)
-    outcomes = [outcome(r) for r in records]
-    if len(set(outcomes)) > 1:
-        for r, o, y in zip(records, outcomes, ys):
-            ax.plot(x, y, color=color, ls=OUTCOME_STYLE.get(o, "-"), lw=1.2, label=f"{label} seed {r['seed']} ({o})")
+    paths = [(outcome(r), last_epoch_outcome(r)[0]) for r in records]   # at the selected epoch, at the last epoch
+    if len(set(paths)) > 1:
+        for r, (best, last), y in zip(records, paths, ys):
+            ax.plot(x, y, color=color, ls=OUTCOME_STYLE.get(last or best, "-"), lw=1.2,
+                    label=f"{label} seed {r['seed']}: {outcome_label(r)}")
         return
     if len(records) > 1:
         ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=0.18, lw=0)
@@ -119,6 +137,8 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
     what = ("logits vs softmax-before-CrossEntropy" if len(runs) > 1 else
             f"{next(iter(runs))} only" + (" (softmax before CrossEntropy)" if "softmax" in runs else ""))
     fig.suptitle(textwrap.fill(f"{title}: {what} — {run_label(every)}", 150))
+    if any(h.get_label().endswith("*") for ax in axes for h in ax.get_lines()):
+        fig.text(0.5, -0.3, INFERRED_NOTE, ha="center", va="top", fontsize=8)
     return finish(fig, Path(exp_dir) / "curves.png")
 
 

@@ -22,6 +22,30 @@ def classify_outcome(pred_counts):
     return "partial" if (counts == 0).any() else "healthy"
 
 
+def last_epoch_outcome(record):
+    """(outcome, how) of a 200-epoch Q1 run at its LAST epoch, by classify_outcome's rule.
+
+    how = "exact": from that epoch's validation prediction counts (history[-1]["val_pred_counts"], recorded since
+    2026-12-02). Older records lack them; then how = "inferred", from the last epoch's test accuracy and the test class
+    counts (the row sums of the recorded confusion matrix): healthy when the accuracy exceeds 1 - the smallest class
+    share (every class must then be predicted at least once), collapsed when the number of correct images equals one
+    class's count within one image (what predicting that class for (almost) every image gives); otherwise
+    (None, "undecided")."""
+    last = record["history"][-1]
+    if last.get("val_pred_counts"):
+        return classify_outcome(last["val_pred_counts"]), "exact"
+    confusion = record.get("test", {}).get("confusion")
+    if not confusion or "test_acc" not in last:
+        return None, "undecided"
+    per_class = np.asarray(confusion).sum(1)                       # true images of each class
+    n, correct = per_class.sum(), last["test_acc"] * per_class.sum()
+    if correct > n - per_class.min() + 0.5:
+        return "healthy", "inferred"
+    if np.abs(per_class - correct).min() <= 1.5:
+        return "collapsed", "inferred"
+    return None, "undecided"
+
+
 def summarise_variant(records):
     """Counts of each outcome over seeds, the collapse probability with its 95% Clopper-Pearson interval,
     and each seed's class and validation accuracy at the last epoch."""

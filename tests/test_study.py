@@ -259,3 +259,17 @@ def test_no_t_test_verdict_on_collapsed_or_partial_q1_runs(tmp_path):
         p.write_text(p.read_text().replace(json.dumps(collapsed.tolist()), json.dumps(healthy.tolist())))
     (c,) = comparisons(tmp_path)
     assert c["ci95"] is not None
+
+
+def test_last_epoch_outcome_exact_from_counts_else_inferred_from_accuracy():
+    from common.study import last_epoch_outcome
+    confusion = np.diag([100, 300, 50, 50]).tolist()            # 500 test images, smallest class 50 (10 %)
+    rec = lambda acc, **h: {"history": [{"epoch": 200, "test_acc": acc, **h}], "test": {"confusion": confusion}}
+    assert last_epoch_outcome(rec(0.5, val_pred_counts=[0, 99, 1, 0])) == ("collapsed", "exact")
+    assert last_epoch_outcome(rec(0.95, val_pred_counts=[10, 10, 0, 10])) == ("partial", "exact")   # counts win
+    assert last_epoch_outcome(rec(0.91)) == ("healthy", "inferred")       # 455 > 450 correct: every class predicted
+    assert last_epoch_outcome(rec(0.90)) == (None, "undecided")           # 450: one class could be missing
+    assert last_epoch_outcome(rec(300 / 500)) == ("collapsed", "inferred")   # exactly class 1's count
+    assert last_epoch_outcome(rec(301 / 500)) == ("collapsed", "inferred")   # within one image
+    assert last_epoch_outcome(rec(0.4)) == (None, "undecided")
+    assert last_epoch_outcome({"history": [{"epoch": 2}], "test": {}}) == (None, "undecided")
