@@ -28,8 +28,16 @@ from torch import nn
 
 from common.bloodmnist import classification_report, load_bloodmnist
 from common.cli import HelpFormatter, add_common_args, seed_everything, seeds_of, setup_device
-from common.experiment import (experiment_name, guard_finished, kept_record, lock_run, metrics_record, run_dirs,
-                               write_aggregate, write_interrupted)
+from common.experiment import (
+    experiment_name,
+    guard_finished,
+    kept_record,
+    lock_run,
+    metrics_record,
+    run_dirs,
+    write_aggregate,
+    write_interrupted,
+)
 from common.models import BloodCNN, count_params
 from common.plots import plot_q1_curves
 from common.runio import UserError, exit_on_user_error, write_json
@@ -146,7 +154,7 @@ def train_locked(args, experiment, pool, variant, seed, data, data_record, devic
                      ckpt_every=args.checkpoint_every)
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last finished epoch is saved: rerun with --resume to continue ({ckpt})")
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     if result.get("interrupted"):
         write_interrupted(metrics_dir / "metrics.json", record(result), ckpt)
         raise SystemExit(143)
@@ -187,7 +195,8 @@ def main(argv=None, pool=False, base="q1_1", description=__doc__):
             summary.append(rec)
         if multi:
             write_aggregate(f"{args.out_dir}/{experiment}/{variant}", AGG_KEYS)
-    print(f"\n{'variant':8s} {'seed':>4s} {'params':>11s} {'best ep':>7s} {'val acc':>7s} {'test acc':>8s} {'final test':>10s} {'train s':>8s}")
+    print(f"\n{'variant':8s} {'seed':>4s} {'params':>11s} {'best ep':>7s} {'val acc':>7s} {'test acc':>8s} {'final test':>10s} "
+          f"{'train s':>8s}")
     for r in summary:
         print(f"{r['variant']:8s} {r['seed']:4d} {r['params']:11,d} {r['best']['epoch']:7d} {r['best']['val_acc']:7.4f} "
               f"{r['test']['acc']:8.4f} {r['final']['test_acc']:10.4f} {r['train_seconds']:8.1f}")

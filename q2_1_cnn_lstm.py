@@ -37,15 +37,23 @@ import torch
 from optuna.study import MaxTrialsCallback
 
 from common.cli import HelpFormatter, add_common_args, positive_int, resolve_precision, seed_everything, setup_device
-from common.experiment import (experiment_name, finished_record, guard_finished, kept_record, lock_run, metrics_record,
-                               write_aggregate)
+from common.experiment import experiment_name, finished_record, guard_finished, kept_record, lock_run, metrics_record, write_aggregate
 from common.plots_q2 import plot_q2_curves, plot_search
 from common.q2 import load_q2, test_report, train_rna
 from common.rna_models import HOMEWORK_DEFAULT_HP, build_rna_model
-from common.search import (FINISHED, fail_and_retry_orphans, finished, is_url, make_storage, quiet, redact, split_trials,
-                           worker_device, worker_threads)
-from common.runio import (UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json,
-                          write_text)
+from common.runio import UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json, write_text
+from common.search import (
+    FINISHED,
+    fail_and_retry_orphans,
+    finished,
+    is_url,
+    make_storage,
+    quiet,
+    redact,
+    split_trials,
+    worker_device,
+    worker_threads,
+)
 from common.train import STOP, FitConfig, early_stopped, stop_on_sigterm
 
 EPOCHS = {"cnn": 25, "lstm": 50}
@@ -330,7 +338,7 @@ def retrain_seeds(args, name, config, record, data, device, experiment, params, 
                         patience=args.patience, precision=config["precision"])
         t0 = time.time()
 
-        def on_epoch(result):
+        def on_epoch(result, seed=seed, cfg=cfg):   # called within this iteration only
             r = result["history"][-1]
             print(f"{variant} seed {seed} epoch {r['epoch']:2d}/{cfg.epochs} loss {r['train_loss']:.4f} val_loss "
                   f"{r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
@@ -416,7 +424,8 @@ def main(argv=None):
     print(f"\n{'model':6s} {'params':>8s} {'val sp':>7s} {'test sp':>7s} {'pearson':>7s} {'mse':>6s} {'s/epoch':>7s} {'ceiling':>7s}")
     for r in recs:
         print(f"{r['variant']:6s} {r['params']:8,d} {r['best']['val_spearman']:7.4f} {r['test']['spearman']:7.4f} "
-              f"{r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} {r['seconds_per_epoch_median']:7.2f} {r['noise_ceiling'] or float('nan'):7.4f}")
+              f"{r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} {r['seconds_per_epoch_median']:7.2f} "
+              f"{r['noise_ceiling'] or float('nan'):7.4f}")
 
 
 def run():
@@ -424,7 +433,7 @@ def run():
         exit_on_user_error(main)
     except SearchInterrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
-        raise SystemExit(143)
+        raise SystemExit(143) from None
 
 
 if __name__ == "__main__":

@@ -40,8 +40,17 @@ import torch
 from common.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
 from common.cli import HelpFormatter, add_common_args, positive_int, seed_everything, setup_device
 from common.compare import first_epoch_at
-from common.experiment import (experiment_name, guard_finished, kept_record, load_runs, lock_run, metrics_record,
-                               run_dirs, write_aggregate, write_interrupted)
+from common.experiment import (
+    experiment_name,
+    guard_finished,
+    kept_record,
+    load_runs,
+    lock_run,
+    metrics_record,
+    run_dirs,
+    write_aggregate,
+    write_interrupted,
+)
 from common.q2 import load_q2, predict, test_report, train_rna
 from common.rna_models import HOMEWORK_DEFAULT_HP
 from common.rnacompete import decode

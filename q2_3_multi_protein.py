@@ -259,8 +259,8 @@ def table(summary, record):
                f"({record['checksum'][:8]}){'; sim-* proteins have invented motifs' if record['source'] == 'simulated' else ''}. "
                f"Encoder {summary['encoder']} ({summary['encoder_source']}: {summary['encoder_hp']}, lr {summary['lr']:.3g}, "
                f"batch {summary['batch_size']}); at most {summary['epochs']} epochs, early stopping patience {summary['patience']}; "
-               f"{'every run converged (best epoch before its last, or stopped early)' if not conv else 'NOT converged: ' + ', '.join(conv)}; "
-               f"device {summary['device']}.\n\n")
+               + ("every run converged (best epoch before its last, or stopped early); " if not conv else
+                  f"NOT converged: {', '.join(conv)}; ") + f"device {summary['device']}.\n\n")
     return caption + "\n".join(lines) + "\n\n" + "\n".join(comp) + "\n"
 
 
@@ -285,7 +285,8 @@ def main(argv=None):
     profiles = kmer_descriptors(data["train"], top_fraction=TOP_FRACTION)   # from the training split only
     baseline = profile_only(data, profiles, names, record, experiment)
     write_json(base / "profile_only.json", baseline)
-    print("profile-only baseline (test Spearman): " + ", ".join(f"{n} {v['test']['spearman']:.4f}" for n, v in baseline["proteins"].items()))
+    print("profile-only baseline (test Spearman): "
+          + ", ".join(f"{n} {v['test']['spearman']:.4f}" for n, v in baseline["proteins"].items()))
     per_seed = []
     for seed in args.seeds:
         per_seed.append(protocol(args, seed, base / f"seed{seed}", runs / f"seed{seed}", data, record, device, precision,

@@ -20,9 +20,9 @@ inherit another's heap or warm caches); the rows run one after another, never si
 GFLOP/s for the CNNs count 2 FLOPs per multiply-add, forward + backward = 3 x forward.
 """
 import argparse
+import json
 import os
 import platform
-import json
 import statistics
 import subprocess
 import sys
@@ -252,7 +252,8 @@ def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, devi
         val_s.append(v * N_VAL[name] / n_val_measured if n_val_measured else v)   # scale a subset to the full split
     s = statistics.median(per_step)
     row = {"model": name, "variant": label, "config": cfg, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
-           "min_seconds": args.min_seconds, "step_seconds_median": s, "samples_per_s": bs / s, "val_seconds_median": statistics.median(val_s),
+           "min_seconds": args.min_seconds, "step_seconds_median": s, "samples_per_s": bs / s,
+           "val_seconds_median": statistics.median(val_s),
            "epoch_seconds": N_TRAIN[name] * s / bs + statistics.median(val_s), "step_seconds_all": per_step}
     if flops:
         row["gflops"] = flops * bs / s / 1e9

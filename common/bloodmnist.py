@@ -92,7 +92,7 @@ def classification_report(scores, labels, n_classes=8):
     "multi-class") plus the confusion matrix (rows: true class, columns: predicted).
 
     scores: (N, C) class probabilities; labels: (N,) ints."""
-    from medmnist.evaluator import getACC, getAUC   # medmnist imports sklearn: only when needed
+    from medmnist.evaluator import getACC, getAUC  # medmnist imports sklearn: only when needed
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).reshape(-1)
     pred = scores.argmax(1)
     confusion = np.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)

@@ -41,7 +41,8 @@ def add_common_args(p, *, epochs, batch_size, lr):
                    help=f"training epochs (default {epochs or 'per model, see above'}, the homework protocol)")
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=f"minibatch size (default {batch_size or 'from the configuration, see above'})")
-    p.add_argument("--lr", type=positive_float, default=lr, help=f"Adam learning rate (default {lr or 'from the configuration, see above'})")
+    p.add_argument("--lr", type=positive_float, default=lr,
+                   help=f"Adam learning rate (default {lr or 'from the configuration, see above'})")
     p.add_argument("--seed", type=int, default=0, help="seed for random, numpy, torch and batch order (default 0)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="several seeds: one run per seed under <variant>/seed<k>/, plus <variant>/aggregate.json (mean ± std)")

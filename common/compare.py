@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from .experiment import load_runs
-from .q2_2_design import first_epoch_at, q2_2_comparisons
+from .q2_2_design import q2_2_comparisons
 from .runio import read_json
 from .stats import paired_diff, proportion_diff, welch_diff
 from .study import classify_outcome

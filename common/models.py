@@ -1,5 +1,4 @@
 """Models. Q1: the homework CNN for BloodMNIST (with and without MaxPool, with and without Softmax)."""
-import torch
 from torch import nn
 
 

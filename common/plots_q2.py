@@ -10,7 +10,7 @@ from .compare import first_epoch_at
 from .experiment import load_runs
 from .plots import COLORS, curve, finish, legend_below, plt, run_label, variant_runs
 from .runio import read_json, source_name
-from .stats import paired_diff, welch_diff
+from .stats import welch_diff
 
 
 def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
@@ -272,7 +272,8 @@ def plot_cnn_filters(path):
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
     dd = d["data"]
-    fig.suptitle(f"Q2.1 CNN first-layer filters as PWMs (top {d['top_n']} validation windows each), most enriched in the top 1% bound probes first; "
+    fig.suptitle(f"Q2.1 CNN first-layer filters as PWMs (top {d['top_n']} validation windows each), "
+                 f"most enriched in the top 1% bound probes first; "
                  f"x labels: consensus base (n: a position with under 1 bit of information)\n"
                  f"{dd['source']} ({dd['checksum'][:8]}), {d['trial']}", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.94, 1))
@@ -313,7 +314,7 @@ def plot_calibration(cal, path):
     ax = axes[2]
     rows = [("best val MSE", "best_val_mse", (0.31, 0.36)), ("best val Spearman", "best_val_spearman", (0.577, 0.650)),
             ("test Spearman", "test_spearman", (0.577, 0.68)), ("test Pearson", "test_pearson", (0.78, 0.82))]
-    for i, (label, key, (lo, hi)) in enumerate(rows):
+    for i, (_label, key, (lo, hi)) in enumerate(rows):
         ax.fill_betweenx([i - 0.3, i + 0.3], lo, hi, color="tab:orange", alpha=0.3, label="real RBFOX1 (anchor range)" if i == 0 else None)
         for j, m in enumerate(x for x in ("cnn", "lstm") if x in cal):
             v = cal[m][key]

@@ -10,7 +10,6 @@ set), so it never enters a comparison (EXCLUDED_SEEDS) and is shown apart."""
 from pathlib import Path
 
 import numpy as np
-
 from scipy import stats
 
 from .experiment import load_runs

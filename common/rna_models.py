@@ -2,7 +2,6 @@
 import torch
 from torch import nn
 
-
 # The homework's default configurations (trial 0 of every Q2.1 search), with Adam lr 1e-3 and batch 64.
 HOMEWORK_DEFAULT_HP = {"cnn": {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2},
                        "lstm": {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}}

@@ -22,7 +22,9 @@ import torch
 
 from .runio import CorruptFile, UserError, exit_on_user_error, load_torch, md5_file, portable_path, save_torch
 
-LOADER_VERSION = 3   # 3: cache holds names and data warnings; 2: course arithmetic for targets (NaN->0 before min, std + eps); missing sequences = 41 x N
+# 3: cache holds names and data warnings; 2: course arithmetic for targets (NaN->0 before min, std + eps);
+# missing sequences = 41 x N
+LOADER_VERSION = 3
 MAX_LEN = 41
 SHEET = "Master List--Plasmid Info"
 ALPHABET = "ACGU"
@@ -330,7 +332,7 @@ def main(argv=None):
                    "(default $RNACOMPETE_URL, else the Hughes lab supplementary-data folder)")
     d.add_argument("--timeout", type=float, default=60, help="seconds to wait for the server")
     args = p.parse_args(argv)
-    from .rnacompete_download import download   # imported here: importing this module does no network work
+    from .rnacompete_download import download  # imported here: importing this module does no network work
     m = download(args.out, args.base_url, args.timeout)
     if m["skipped"]:
         print(f"{args.out}: complete download already there (manifest.json); nothing fetched")

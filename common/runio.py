@@ -24,7 +24,7 @@ def exit_on_user_error(main):
         return main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
 
 
 def _atomic(path, write):

@@ -88,8 +88,8 @@ def calibrate(data_dir="data/simulated", out_dir="figures/q2_data", models=("cnn
     default_only: (re)generate data_dir unless it holds the default set (tests pass False to measure a small set)."""
     from .q2 import device_split
     from .rnacompete import decode, load_rnacompete
-    from .simulate_rnacompete import is_default, simulate
     from .runio import environment
+    from .simulate_rnacompete import is_default, simulate
     data_dir = Path(data_dir)
     if default_only and not is_default(data_dir):
         print(f"generating the default (calibrated) set in {data_dir}")

@@ -188,11 +188,13 @@ def simulate(out, seed=0, n_seta=120_326, n_setb=121_031, proteins=tuple(PROTEIN
     probe_ids = [f"SIM{i:06d}" for i in range(n)]
     norm = pd.DataFrame({"Probe_ID": probe_ids, "Probe_Set": sets, "RNA_Seq": seqs, **measured})
     write_text(out / "norm_data.txt", norm.to_csv(sep="\t", index=False, float_format="%.5g"))
-    write_text(out / "signal_noise_free.txt", pd.DataFrame({"Probe_ID": probe_ids, **clean}).to_csv(sep="\t", index=False, float_format="%.6g"))
+    write_text(out / "signal_noise_free.txt",
+               pd.DataFrame({"Probe_ID": probe_ids, **clean}).to_csv(sep="\t", index=False, float_format="%.6g"))
+    # stray spaces in the column names, as in the course file
     meta = pd.DataFrame({"Motif_ID ": [PROTEINS[p][0] for p in proteins], " Protein_name": list(proteins),
                          "Species": "Homo_sapiens",
                          "Notes": ["simulated, calibrated to the real RBFOX1 file" if p == "RBFOX1" else
-                                   "simulated: an invented motif, not the real protein" for p in proteins]})   # stray spaces, as in the course file
+                                   "simulated: an invented motif, not the real protein" for p in proteins]})
     meta.to_excel(out / "metadata.xlsx", sheet_name=SHEET, index=False)
     write_text(out / "metadata.csv", meta.to_csv(index=False))
     nine = np.bincount(sb.kmer_codes(codes, 9)[np.arange(params["max_len"] - 8)[None, :] + 9 <= lengths[:, None]], minlength=4 ** 9)
@@ -248,7 +250,7 @@ def main(argv=None):
     if unknown or args.n_seta < 5 or args.n_setb < 1:
         raise UserError(f"unknown proteins {unknown} (choose from {list(PROTEINS)})" if unknown else "need --n-seta >= 5 and --n-setb >= 1")
     if args.calibrate:
-        from .sim_calibrate import calibrate   # imported here: importing this module trains nothing
+        from .sim_calibrate import calibrate  # imported here: importing this module trains nothing
         calibrate(args.out)
         return
     info = simulate(args.out, args.seed, args.n_seta, args.n_setb, args.proteins, preset=args.preset)

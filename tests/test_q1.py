@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, make_blood_npz
 
 from common.bloodmnist import OFFICIAL_MD5, ZENODO_URL, load_bloodmnist, load_npz, resolve_npz
 from common.models import BloodCNN, count_params
 from common.runio import UserError, timestamp
-from conftest import ROOT, make_blood_npz
 
 
 def test_parameter_counts_match_the_homework():
@@ -220,8 +220,8 @@ def test_the_configured_bloodmnist_file_is_valid():
 
 
 def test_cuda_graphs_flag_on_cpu():
-    from q1_1_cnn import use_cuda_graphs
     from common.train import graphed_step
+    from q1_1_cnn import use_cuda_graphs
     assert use_cuda_graphs("auto", "cpu") == "off" and use_cuda_graphs("off", "cuda") == "off"
     assert use_cuda_graphs("auto", "cuda") == "auto" and use_cuda_graphs("on", "cuda") == "on"
     with pytest.raises(UserError, match="--cuda-graphs on needs a CUDA device"):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from scipy.stats import pearsonr, spearmanr
 
 from common.metrics import masked_mse, masked_pearson, masked_spearman
@@ -17,7 +18,6 @@ from common.rna_models import RNACNN, RNALSTM
 from common.rnacompete import encode, load_rnacompete, one_hot, preprocess_intensities, split_setA
 from common.runio import UserError
 from common.simulate_rnacompete import simulate
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,8 @@ def test_spearman_and_pearson_equal_scipy_with_ties():
     mask = torch.rand(500, generator=g) > 0.2
     keep = mask.numpy()
     assert masked_spearman(pred, target, mask) == pytest.approx(spearmanr(pred.numpy()[keep], target.numpy()[keep]).statistic, abs=1e-12)
-    assert masked_pearson(pred, target, mask) == pytest.approx(pearsonr(pred.double().numpy()[keep], target.double().numpy()[keep]).statistic, abs=1e-9)
+    assert masked_pearson(pred, target, mask) == pytest.approx(
+        pearsonr(pred.double().numpy()[keep], target.double().numpy()[keep]).statistic, abs=1e-9)
 
 
 @pytest.mark.cpu_float

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, make_blood_npz
 
 from common.experiment import aggregate, seed_notes
 from common.metrics import masked_spearman
@@ -22,7 +23,6 @@ from common.rna_models import RNALSTM
 from common.rnacompete import decode, encode, one_hot
 from common.simulate_rnacompete import simulate
 from common.train import FitConfig
-from conftest import ROOT, make_blood_npz
 
 
 def batch(seqs):
@@ -98,8 +98,8 @@ def sim(tmp_path_factory):
 
 
 def small_data(sim, tmp_path):
-    from common.rnacompete import load_rnacompete
     from common.q2 import device_split
+    from common.rnacompete import load_rnacompete
     splits, _ = load_rnacompete(sim, ["RBFOX1", "sim-QKI", "sim-PUM1"], cache_dir=tmp_path / "cache")
     return {s: device_split(v, "cpu") for s, v in splits.items()}
 
@@ -228,6 +228,7 @@ def test_q2_3_quick_run_outputs(quick_figures):
 def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path):
     """The profile and the probe scores recomputed from the sequences as strings (collections.Counter, scipy)."""
     from collections import Counter
+
     from scipy.stats import spearmanr
     data = small_data(sim, tmp_path)
     tr, te = data["train"], data["test"]
@@ -241,7 +242,8 @@ def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path)
         top = sorted(rows, key=lambda i: -float(tr["y"][i, j]))[:max(1, int(0.01 * len(rows)))]
         count = lambda idx: Counter(w for i in idx for w in windows(seqs_tr[i]))
         ct, ca = count(top), count(rows)
-        ft = np.array([ct[k] + 1.0 for k in kmers]); fa = np.array([ca[k] + 1.0 for k in kmers])
+        ft = np.array([ct[k] + 1.0 for k in kmers])
+        fa = np.array([ca[k] + 1.0 for k in kmers])
         e = np.log2(ft / ft.sum()) - np.log2(fa / fa.sum())
         mine = (e - e.mean()) / e.std(ddof=1)
         assert np.allclose(profiles[j].numpy(), mine, atol=1e-4)

@@ -16,11 +16,11 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from common.rnacompete import SHEET, load_rnacompete
 from common.runio import UserError
 from common.simulate_rnacompete import simulate
-from conftest import ROOT
 
 MASTER = "SupplementaryData1_RNAcompete_master_file.xlsx"
 

@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from common.rnacompete import encode, load_rnacompete, one_hot, preprocess_intensities
 from common.simulate_rnacompete import simulate

@@ -4,8 +4,8 @@ and --help. Each case ends in one clear line (no traceback) and never in a half-
 Run: python -m pytest -q tests/test_robustness.py
 """
 import json
-import runpy
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -13,9 +13,9 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT
 
 from common.runio import RunLock, UserError
-from conftest import ROOT
 
 SCRIPTS = ["q1_1_cnn.py", "q1_2_maxpool.py", "q1_softmax_study.py", "q2_1_cnn_lstm.py", "q2_2_attention.py",
            "q2_3_multi_protein.py", "interpret_cnn.py", "make_figures.py"]
@@ -138,6 +138,7 @@ def test_sigterm_stops_at_an_epoch_end_and_resume_equals_an_uninterrupted_run(tm
 def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retries_it(tmp_path):
     import pandas as pd
     import torch
+
     from common.simulate_rnacompete import simulate
     simulate(tmp_path / "sim", seed=2, n_seta=600, n_setb=300, proteins=["RBFOX1"], preset="easy")
     args = [sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "sim"), "--model", "cnn", "--quick", "--epochs",
@@ -191,6 +192,7 @@ def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(t
     """--resume meeting a run that early stopping ended: 0 epochs trained (so its metrics file is kept as it
     is), stopped_early still True, the same history and selection."""
     import torch
+
     from common.train import FitConfig, fit
     x, y = torch.randn(64, 3), torch.randn(64)
 

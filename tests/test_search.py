@@ -17,11 +17,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import ROOT
 
 from common.runio import UserError
 from common.search import FINISHED, fail_and_retry_orphans, make_storage, split_trials
 from common.simulate_rnacompete import simulate
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT
 
 from common import cli
 from common.rna_models import RNACNN
 from common.runio import UserError
-from conftest import ROOT
 
 
 def load_bench():

@@ -3,18 +3,17 @@
 Run: python -m pytest -q tests/test_study.py
 """
 import json
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from common.bloodmnist import classification_report
 from common.stats import clopper_pearson, paired_diff, proportion_diff, welch_diff
 from common.study import classify_outcome, summarise_variant
-from conftest import ROOT
 
 
 @pytest.mark.parametrize("counts, outcome", [
@@ -154,7 +153,8 @@ def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
     assert tuned["diff"] == pytest.approx(0.609333 - 0.573667, abs=1e-6) and verdict(tuned) == "significant"
     assert by["Q2.1: BiLSTM vs CNN, homework defaults"]["ci95"] is not None
     write_runs(tmp_path, "q2_1/lstm", [0.62, 0.62], [50, 40])
-    assert "not comparable" in verdict(next(c for c in comparisons(tmp_path) if c["comparison"] == "Q2.1: tuned BiLSTM vs homework default"))
+    row = next(c for c in comparisons(tmp_path) if c["comparison"] == "Q2.1: tuned BiLSTM vs homework default")
+    assert "not comparable" in verdict(row)
 
 
 def test_q2_2_convergence_measures_and_their_comparisons(tmp_path):
