@@ -18,10 +18,10 @@ from common.experiment import aggregate, load_runs, seed_notes
 from common.plots import plot_q1_comparison, plot_q1_curves
 from common.plots_q2 import plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_3, plot_q2_curves, plot_search
 from common.plots_q2_2 import plot_attention_sites, plot_q2_2_design
-from common.q2_2_design import EXPERIMENTS, THRESHOLDS, arm_runs, convergence_measures
 from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
+from common.q2_2_design import EXPERIMENTS, THRESHOLDS, arm_runs, convergence_measures
+from common.report import report_rows, report_table
 from common.runio import CorruptFile, exit_on_user_error, read_json, source_name, write_json, write_text
-
 
 OPTIONAL = ("gpu", "precision_check", "cnn_filters.json")
 
@@ -35,7 +35,8 @@ def figure_jobs(root):
         (r / "q1_2/logits", "python q1_2_maxpool.py --seeds 0", lambda: plot_q1_curves(r / "q1_2", "Q1.2 CNN + MaxPool")),
         (r / "q1_1/logits", "python q1_1_cnn.py --seeds 0",
          lambda: plot_q1_comparison(r / "q1_1", r / "q1_2", r / "q1_2/comparison.png")),
-        (r / "gpu/q1_1/logits", "bash bench/gpu_q1_reference.sh (on a GPU)", lambda: plot_q1_curves(r / "gpu/q1_1", "Q1.1 CNN on one GPU, eager fp32, 200 epochs (bench/gpu_q1_reference.sh)")),
+        (r / "gpu/q1_1/logits", "bash bench/gpu_q1_reference.sh (on a GPU)",
+         lambda: plot_q1_curves(r / "gpu/q1_1", "Q1.1 CNN on one GPU, eager fp32, 200 epochs (bench/gpu_q1_reference.sh)")),
         (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_outcomes(r / "q1_softmax_study")),
         (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_mechanism(r / "q1_softmax_study")),
         (r / "q1_softmax_study/summary.json", "python q1_softmax_study.py", lambda: plot_gradients(r / "q1_softmax_study")),
@@ -72,7 +73,8 @@ def ms(agg, key, fmt="{:.4f}"):
 
 
 def q1_rows(root):
-    rows = ["| experiment | variant | data | epochs | seeds | device | params | test acc @ best val | test AUC (MedMNIST) | final test acc | s/epoch (median) | train time (s) |",
+    rows = ["| experiment | variant | data | epochs | seeds | device | params | test acc @ best val | test AUC (MedMNIST) | "
+            "final test acc | s/epoch (median) | train time (s) |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for exp in ("q1_1", "q1_2", "gpu/q1_1", "gpu/q1_2"):
         for variant in ("logits", "softmax"):
@@ -101,13 +103,15 @@ def study_rows(root):
     rows = ["### Softmax failure study (q1_softmax_study.py)", "",
             f"Data {s['data']['source']} ({s['data']['md5'][:8]}), {s['device_name']}, {s['precision']}. Rule: {s['rule']}. "
             f"Intervals: {next(iter(next(iter(s['models'].values())).values()))['ci95_method']}.", "",
-            "| model | variant | epochs | n | collapsed | partial | healthy | P(collapse) [95% CI] | P(not healthy) [95% CI] | mean val acc: collapsed / partial / healthy |",
+            "| model | variant | epochs | n | collapsed | partial | healthy | P(collapse) [95% CI] | P(not healthy) [95% CI] | "
+            "mean val acc: collapsed / partial / healthy |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for m, variants in s["models"].items():
         for v, x in variants.items():
             by = {o: [x["val_acc"][str(k)] for k in x["seeds"] if x["per_seed"][str(k)] == o] for o in ("collapsed", "partial", "healthy")}
             h = " / ".join(f"{sum(v) / len(v):.3f}" if v else "—" for v in by.values())
-            rows.append(f"| {m} | {v} | {'/'.join(map(str, x['epochs']))} | {x['n']} | {x['collapsed']} | {x['partial']} | {x['healthy']} | "
+            rows.append(f"| {m} | {v} | {'/'.join(map(str, x['epochs']))} | {x['n']} | {x['collapsed']} | {x['partial']} | "
+                        f"{x['healthy']} | "
                         f"{x['p_collapse']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}] | "
                         f"{x['p_not_healthy']:.2f} [{x['ci95_not_healthy'][0]:.2f}, {x['ci95_not_healthy'][1]:.2f}] | {h} |")
         sm = variants.get("softmax")
@@ -132,7 +136,8 @@ def q2_rows(root):
             if (Path(root) / "q2_1" / m / "metrics.json").is_file()]
     if recs:
         out += ["### Q2.1 (best trial of each search, test evaluated once)", "",
-                "| model | data | trials | max epochs | best epoch | val Spearman | test Spearman | test Pearson | test MSE | noise ceiling | test / ceiling | s/epoch | device | test Spearman, selected config retrained per seed |",
+                "| model | data | trials | max epochs | best epoch | val Spearman | test Spearman | test Pearson | test MSE | "
+                "noise ceiling | test / ceiling | s/epoch | device | test Spearman, selected config retrained per seed |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for m, r in recs:
             c = r.get("noise_ceiling")
@@ -176,7 +181,7 @@ def q2_2_rows(exp_dir):
            f"{r0['config']['lr']:g}, batch {r0['config']['batch_size']} ({r0['config'].get('hp_source', '')})."
            + (f" {why.capitalize()}: it is listed, and kept out of every comparison." if excluded else ""), "",
            "| arm | seed | epochs | test Spearman | best val Spearman (epoch) | first epoch at 0.50/0.55/0.58/0.60/0.62 | "
-           f"mean val Spearman, epochs 1-10 | epochs to 90% / 95% of own best | precision |",
+           "mean val Spearman, epochs 1-10 | epochs to 90% / 95% of own best | precision |",
            "|---|---|---|---|---|---|---|---|---|"]
     for arm, recs in runs.items():
         for r in recs:
@@ -272,6 +277,16 @@ def before_rows(root):
             "#### Comparisons on the easy preset (95% CIs)", "", *comparison_rows(comps), ""]
 
 
+def report_vs_ours(root):
+    """Every number of the seed report beside ours (like with like), also as figures/report_vs_ours.{md,json}; the
+    README's summary table is this table (tests/test_docs.py checks that they agree)."""
+    rows = report_rows(root)
+    write_json(Path(root) / "report_vs_ours.json", rows)
+    table = report_table(rows)
+    write_text(Path(root) / "report_vs_ours.md", "\n".join(table) + "\n")
+    return ["## Every number of the report, with ours", "", *table, ""]
+
+
 def precision_rows(root):
     """Issue-5 accuracy check of the bf16 fast path against fp32 (Q1.2 logits, same seeds and epochs)."""
     rows = []
@@ -339,7 +354,8 @@ def main(argv=None):
         path = guarded(f"the figure that needs {needed}", draw, args.allow_missing, skipped)
         if path:
             print(f"drew {path}")
-    sections = [q1_rows, study_rows, q2_rows, stats_rows, precision_rows, bench_rows, before_rows, provenance_rows]
+    sections = [q1_rows, study_rows, q2_rows, stats_rows, report_vs_ours, precision_rows, bench_rows, before_rows,
+                provenance_rows]
     parts = [guarded(f"the RESULTS.md section {f.__name__}", lambda f=f: f(args.figures), args.allow_missing, skipped) or []
              for f in sections]
     results = ["# Results", "", "Generated by `python make_figures.py` from the metrics files in this folder; every number "

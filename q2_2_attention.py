@@ -39,7 +39,6 @@ import torch
 
 from common.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
 from common.cli import HelpFormatter, add_common_args, positive_int, seed_everything, setup_device
-from common.compare import first_epoch_at
 from common.experiment import (
     experiment_name,
     guard_finished,
@@ -52,6 +51,7 @@ from common.experiment import (
     write_interrupted,
 )
 from common.q2 import load_q2, predict, test_report, train_rna
+from common.q2_2_design import first_epoch_at
 from common.rna_models import HOMEWORK_DEFAULT_HP
 from common.rnacompete import decode
 from common.runio import UserError, code_version, exit_on_user_error, read_json, source_name, timestamp, write_json

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .compare import first_epoch_at
 from .experiment import load_runs
 from .plots import COLORS, curve, finish, legend_below, plt, run_label, variant_runs
+from .q2_2_design import first_epoch_at
 from .runio import read_json, source_name
 from .stats import welch_diff
 
