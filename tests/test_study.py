@@ -106,8 +106,8 @@ def test_comparisons_from_metrics_files(tmp_path):
     assert c["ci95"] == welch_diff([0.96, 0.965, 0.962], [0.95, 0.955, 0.948])["ci95"] and verdict(c) == "significant"
 
 
-def write_runs(root, rel, values, epochs):
-    for seed, (v, e) in enumerate(zip(values, epochs)):
+def write_runs(root, rel, values, epochs, first_seed=1):
+    for seed, (v, e) in enumerate(zip(values, epochs), first_seed):
         p = root / rel / f"seed{seed}" / "metrics.json"
         p.parent.mkdir(parents=True)
         p.write_text(json.dumps({"status": "complete", "seed": seed, "config": {"epochs": e}, "test": {"spearman": v}}))
@@ -135,7 +135,7 @@ def test_comparisons_refuse_runs_of_different_lengths(tmp_path):
     write_runs(tmp_path, "q2_1/lstm", [0.776, 0.777, 0.777], [50, 50, 12])    # ... but one side mixes two
     q21 = next(c for c in comparisons(tmp_path) if c["comparison"].startswith("Q2.1"))
     assert "epochs: a [12, 50], b [25]" in verdict(q21) and q21["ci95"] is None
-    (tmp_path / "q2_1/lstm/seed2/metrics.json").unlink()
+    (tmp_path / "q2_1/lstm/seed3/metrics.json").unlink()
     q21 = next(c for c in comparisons(tmp_path) if c["comparison"].startswith("Q2.1"))
     assert verdict(q21) == "significant" and q21["n_a"] == 2
 
@@ -155,6 +155,20 @@ def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
     write_runs(tmp_path, "q2_1/lstm", [0.62, 0.62], [50, 40])
     row = next(c for c in comparisons(tmp_path) if c["comparison"] == "Q2.1: tuned BiLSTM vs homework default")
     assert "not comparable" in verdict(row)
+
+
+def test_q2_1_comparisons_leave_out_the_searchs_own_run(tmp_path):
+    """Seed 0 of a selected configuration is the search's winning run (best of its trials on this validation set):
+    it stays out of every comparison that involves a selected configuration, on both sides."""
+    from common.compare import comparisons
+    write_runs(tmp_path, "q2_1/cnn", [0.700, 0.607, 0.609, 0.608], [25] * 4, first_seed=0)   # seed 0: lucky
+    write_runs(tmp_path, "q2_1/cnn_default", [0.577, 0.570, 0.574, 0.572], [25] * 4, first_seed=0)
+    write_runs(tmp_path, "q2_1/lstm_default", [0.613, 0.610, 0.615, 0.612], [50] * 4, first_seed=0)
+    by = {c["comparison"]: c for c in comparisons(tmp_path)}
+    tuned = by["Q2.1: tuned CNN vs homework default"]
+    assert tuned["seeds_a"] == tuned["seeds_b"] == [1, 2, 3] and "seed 0" in tuned["metric"]
+    assert tuned["diff"] == pytest.approx(0.608 - 0.572, abs=1e-9)
+    assert by["Q2.1: BiLSTM vs CNN, homework defaults"]["seeds_a"] == [0, 1, 2, 3]   # no selected side: all seeds
 
 
 def test_q2_2_convergence_measures_and_their_comparisons(tmp_path):
