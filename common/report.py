@@ -48,7 +48,7 @@ def q1_rows(root):
             kinds = [(outcome(r), last_epoch_outcome(r)[0]) for r in runs]
             n_ep = runs[0]["history"][-1]["epoch"]
             if all(k == ("healthy", "healthy") for k in kinds):
-                ours = f"{_ms(sel, 2, True)} at the selected epoch; {100 * np.mean(last):.2f} % at epoch {n_ep}"
+                ours = f"{_ms(sel, 2, True)}; {100 * np.mean(last):.2f} % at epoch {n_ep}"
             else:
                 ours = "; ".join(f"seed {r['seed']}: {100 * r['test']['acc']:.2f} % {b} (selected epoch {r['best']['epoch']})"
                                  + ("" if (b, e) == (e, e) and r["test"]["acc"] == r["history"][-1]["test_acc"] else
@@ -56,17 +56,16 @@ def q1_rows(root):
                                  for r, (b, e) in zip(runs, kinds))
             gap = 100 * np.mean(sel) - report[v]
             if v == "logits":
-                why = (f"ours {gap:+.1f} points: other data (a PBC-derived equivalent, not the official split); we do not "
-                       f"know at which epoch the report read its number" + (". MedMNIST's ResNet-18: 95.8 % on the official split"
-                                                                           if q == "q1_1" else ""))
+                why = (f"ours {gap:+.1f} points: other data (not the official split); epoch of the report's number unknown"
+                       + ("; MedMNIST's ResNet-18: 95.8 %" if q == "q1_1" else ""))
             elif q == "q1_1":
                 s = study.get("q1_1", {})
-                why = ("bimodal: a softmax run collapses (one class, about 18.9 %) or learns partly; 68.78 % is one partial run"
+                why = ("bimodal: a run collapses (about 18.9 %) or learns partly; 68.78 % is one partial run"
                        + (f"; study: {s['n'] - s['healthy']} of {s['n']} seeds not healthy after {s['epochs'][0]} epochs" if s else ""))
             else:
                 best = sorted(r["best"]["epoch"] for r in runs)
-                why = (f"ours are healthy by their selected epochs ({best[0]}-{best[-1]}) and at epoch {n_ep}; 85.9 % reads "
-                       f"like a run still partial (fewer epochs, or a seed that stayed partial): we do not know")
+                why = (f"ours are healthy by epochs {best[0]}-{best[-1]}; 85.9 % reads like a run still partial: we do not "
+                       f"know")
             rows.append({"question": f"{label} {v}", "quantity": "test accuracy", "report": f"{report[v]} %",
                          "ours": ours, "why": why})
     t = {q: _runs(root, f"{q}/logits") for q in ("q1_1", "q1_2")}
@@ -78,51 +77,50 @@ def q1_rows(root):
         rows.append({"question": "Q1.1 / Q1.2", "quantity": "training time, 200 epochs (logits)",
                      "report": "1210 s / 765 s (a GPU; 1.6×)",
                      "ours": f"{a:.0f} s / {b:.0f} s on a 2-vCPU {dev} ({a / b:.1f}×){g}",
-                     "why": "other hardware: on a CPU the convolutions' arithmetic dominates and pooling removes most of "
-                            "it; on a GPU both models are small, so the ratio shrinks"})
+                     "why": "other hardware: on a CPU arithmetic dominates and pooling removes most of it; on a GPU "
+                            "both models are small"})
     return rows
 
 
 def q2_rows(root):
     rows = []
-    sim = "simulated data: absolute values are not comparable one to one"
+    sim = "simulated data"
     for q, model, report in (("Q2.1 CNN, homework default", "cnn_default", 0.577),
                              ("Q2.1 BiLSTM, homework default", "lstm_default", 0.6485)):
         runs = _runs(root, f"q2_1/{model}")
         if runs:
-            rows.append({"question": q, "quantity": "Spearman (the report does not say which split; read as validation)",
+            rows.append({"question": q, "quantity": "Spearman (split not given: read as validation)",
                          "report": f"{report}",
                          "ours": f"best validation {_ms([r['best']['val_spearman'] for r in runs])}; test "
                                  f"{_ms([r['test']['spearman'] for r in runs])}",
-                         "why": f"{sim}; the simulator was calibrated to put the default models here (docs/data.md)."})
+                         "why": f"{sim}, calibrated to put the default models here"})
     d = Path(root) / "q2_2_default"
     mean, att = _runs(d, "lstm"), _runs(d, "lstm_attention")
     if mean and att:
         common = sorted({r["seed"] for r in mean} & {r["seed"] for r in att})
         m = [r for r in mean if r["seed"] in common]
         a = [r for r in att if r["seed"] in common]
-        where = f"homework-default BiLSTM, seeds {common}"
+        where = f"default BiLSTM, seeds {', '.join(map(str, common))}"
         rows.append({"question": "Q2.2 attention pooling", "quantity": "peak validation Spearman (epoch)",
                      "report": "0.650 (epoch 44)",
                      "ours": f"attention {_ms([r['best']['val_spearman'] for r in a])} (epochs "
                              f"{', '.join(str(r['best']['epoch']) for r in a)}); mean pooling "
                              f"{_ms([r['best']['val_spearman'] for r in m])}; {where}",
-                     "why": f"{sim}."})
+                     "why": f"{sim}; the sequence ceiling is 0.646"})
         first = lambda rs: ", ".join(str(first_epoch_at(r["history"], 0.60) or "never") for r in rs)
         rows.append({"question": "Q2.2 convergence", "quantity": "first epoch at validation Spearman 0.60",
                      "report": "attention epoch 9; mean pooling epochs 12-15",
                      "ours": f"attention {first(a)}; mean pooling {first(m)} (per seed; {where})",
                      "why": f"{sim}: 0.60 is {0.60 / np.mean([r['best']['val_spearman'] for r in m]):.0%} of our "
-                            f"mean-pooling peak, {0.60 / 0.6485:.0%} of the report's 0.6485; the CIs: RESULTS.md"})
+                            f"mean-pooling peak, {0.60 / 0.6485:.0%} of the report's; CIs in the Q2.2 section"})
         for key, what, rep, why in (
                 ("val_loss", "final validation loss (MSE, last epoch)", "0.356 with attention, 0.338 without",
-                 "both overfit after their selected epochs (MSE there: attention {sa:.3f}, mean {sm:.3f})"),
+                 "both overfit after their selected epochs (there: {sa:.3f}, {sm:.3f})"),
                 ("train_loss", "final training loss (last epoch)", "0.19 with attention, 0.20 without",
                  "ours higher: other data; we do not know more")):
             rows.append({"question": "Q2.2", "quantity": what, "report": rep,
                          "ours": f"attention {_ms([r['history'][-1][key] for r in a], 3)}; mean pooling "
-                                 f"{_ms([r['history'][-1][key] for r in m], 3)} (epoch {a[0]['history'][-1]['epoch']}; "
-                                 f"{where})",
+                                 f"{_ms([r['history'][-1][key] for r in m], 3)} (epoch {a[0]['history'][-1]['epoch']})",
                          "why": f"{sim}; " + why.format(sa=np.mean([_at_best(r, 'val_loss') for r in a]),
                                                          sm=np.mean([_at_best(r, 'val_loss') for r in m]))})
     return rows
