@@ -34,7 +34,7 @@ VOLATILE = {"seconds", "train_seconds", "eval_seconds", "wall_seconds", "seconds
 
 def scrub(obj):
     if isinstance(obj, dict):
-        return {k: scrub(v) for k, v in obj.items() if k not in VOLATILE and not k.endswith("_seconds")}
+        return {k: scrub(v) for k, v in obj.items() if k not in VOLATILE and "seconds" not in k}
     if isinstance(obj, list):
         return [scrub(v) for v in obj]
     return obj
@@ -89,7 +89,8 @@ def diff(a, b, where=""):
         if len(a) != len(b):
             return [f"{where}: {len(a)} items -> {len(b)}"]
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{where}[{i}]")]
-    return [] if a == b else [f"{where}: {a!r} -> {b!r}"]
+    same = a == b or (isinstance(a, float) and a != a and b != b)   # NaN (an undefined AUC) equals NaN here
+    return [] if same else [f"{where}: {a!r} -> {b!r}"]
 
 
 def main(argv=None):
