@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import HelpFormatter
-from common.metrics import masked_spearman
-from common.plots_q2 import plot_cnn_filters
-from common.q2 import load_q2
-from common.rna_models import build_rna_model
-from common.rnacompete import ALPHABET
-from common.runio import UserError, exit_on_user_error, load_torch, read_json, write_json
+from common.reporting.plots_q2 import plot_cnn_filters
+from common.rna.fit import load_q2
+from common.rna.format import ALPHABET
+from common.rna.models import build_rna_model
+from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, write_json
+from common.runfiles.flags import HelpFormatter
+from common.training.metrics import masked_spearman
 
 
 def filter_pwms(model, split, top_n):

@@ -13,15 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from common.compare import comparison_rows, comparisons
-from common.experiment import aggregate, load_runs, seed_notes
-from common.plots import plot_q1_comparison, plot_q1_curves
-from common.plots_q2 import plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_3, plot_q2_curves, plot_search
-from common.plots_q2_2 import plot_attention_sites, plot_q2_2_design
-from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
-from common.q2_2_design import EXPERIMENTS, THRESHOLDS, arm_runs, convergence_measures
-from common.report import report_rows, report_table
-from common.runio import CorruptFile, exit_on_user_error, read_json, source_name, write_json, write_text
+from common.reporting.compare import comparison_rows, comparisons
+from common.reporting.plots import plot_q1_comparison, plot_q1_curves
+from common.reporting.plots_q2 import plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_3, plot_q2_curves, plot_search
+from common.reporting.plots_q2_2 import plot_attention_sites, plot_q2_2_design
+from common.reporting.plots_study import plot_gradients, plot_mechanism, plot_outcomes
+from common.reporting.q2_2_design import EXPERIMENTS, THRESHOLDS, arm_runs, convergence_measures
+from common.reporting.report import report_rows, report_table
+from common.runfiles.files import CorruptFile, exit_on_user_error, read_json, source_name, write_json, write_text
+from common.runfiles.records import aggregate, load_runs, seed_notes
 
 OPTIONAL = ("gpu", "precision_check", "cnn_filters.json")
 
@@ -51,7 +51,7 @@ def figure_jobs(root):
         (r / "q2_2", "python q2_2_attention.py --setting tuned", lambda: plot_q2_2_design(r / "q2_2")),
         (r / "q2_2/lstm_attention", "python q2_2_attention.py --setting tuned", lambda: tuned_attention_map(r / "q2_2")),
         (r / "q2_3/summary.json", "python q2_3_multi_protein.py", lambda: plot_q2_3(r / "q2_3")),
-        (r / "q2_data/calibration.json", "python -m common.simulate_rnacompete --calibrate",
+        (r / "q2_data/calibration.json", "python -m common.rna.calibrate",
          lambda: plot_calibration(read_json(r / "q2_data/calibration.json"), r / "q2_data/calibration.png")),
     ] + [(r / f"precision_check/{p}/q1_2/logits", f"python q1_2_maxpool.py --variant logits --precision {p} --epochs 10 "
           f"--seeds 0 1 2 --out-dir figures/precision_check/{p}",
@@ -195,7 +195,7 @@ def q2_2_rows(exp_dir):
                        f"{'—' if early is None else f'{early:.4f}'} | {own} | {r['config'].get('precision', '—')} |")
     att = [(arm, r) for arm, recs in runs.items() for r in recs if "attention" in r]
     if att:
-        out += ["", "Attention mass on the site of single-site test probes, by the site's position (common/attention.py): "
+        out += ["", "Attention mass on the site of single-site test probes, by the site's position (common/rna/attention.py): "
                 "mass / chance (uniform weights), / position alone (probes without a site), / a backward-state rule "
                 "(weights uniform up to the site's end), and the flank contrast (weight per site position over weight "
                 "per 5' flank position; about 1 for the backward-state rule):", "",

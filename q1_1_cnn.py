@@ -26,9 +26,12 @@ import time
 import torch
 from torch import nn
 
-from common.bloodmnist import classification_report, load_bloodmnist
-from common.cli import HelpFormatter, add_common_args, seed_everything, seeds_of, setup_device
-from common.experiment import (
+from common.blood.data import classification_report, load_bloodmnist
+from common.blood.models import BloodCNN, count_params
+from common.reporting.plots import plot_q1_curves
+from common.runfiles.files import UserError, exit_on_user_error, write_json
+from common.runfiles.flags import HelpFormatter, add_common_args, seeds_of
+from common.runfiles.records import (
     experiment_name,
     guard_finished,
     kept_record,
@@ -38,10 +41,8 @@ from common.experiment import (
     write_aggregate,
     write_interrupted,
 )
-from common.models import BloodCNN, count_params
-from common.plots import plot_q1_curves
-from common.runio import UserError, exit_on_user_error, write_json
-from common.train import FitConfig, autocast, fit, make_adam, stop_on_sigterm
+from common.training.device import seed_everything, setup_device
+from common.training.loop import FitConfig, autocast, fit, make_adam, stop_on_sigterm
 
 QUICK_SUBSET = {"train": 512, "val": 256, "test": 256}
 AGG_KEYS = ["test.acc", "test.auc", "best.val_acc", "final.test_acc", "train_seconds"]

@@ -15,8 +15,8 @@ Writes figures/q1_2/<variant>/metrics.json, figures/q1_2/curves.png and figures/
 Expected result (README results table): logits ~0.95 test accuracy at the best validation epoch,
 with 390,472 parameters (66x fewer than Q1.1) and several times faster epochs.
 """
-from common.plots import plot_q1_comparison
-from common.runio import UserError, exit_on_user_error
+from common.reporting.plots import plot_q1_comparison
+from common.runfiles.files import UserError, exit_on_user_error
 from q1_1_cnn import main as q1_main
 
 

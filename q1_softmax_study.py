@@ -26,14 +26,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.bloodmnist import classification_report, load_bloodmnist
-from common.cli import HelpFormatter, add_common_args, seed_everything, setup_device
-from common.experiment import experiment_name, lock_run
-from common.models import BloodCNN, count_params
-from common.plots_study import plot_gradients, plot_mechanism, plot_outcomes
-from common.runio import UserError, environment, exit_on_user_error, timestamp, write_json
-from common.study import classify_outcome, load_study, summarise_variant
-from common.train import FitConfig, fit, make_adam
+from common.blood.data import classification_report, load_bloodmnist
+from common.blood.models import BloodCNN, count_params
+from common.reporting.plots_study import plot_gradients, plot_mechanism, plot_outcomes
+from common.reporting.study import classify_outcome, load_study, summarise_variant
+from common.runfiles.files import UserError, exit_on_user_error, timestamp, write_json
+from common.runfiles.flags import HelpFormatter, add_common_args
+from common.runfiles.provenance import environment
+from common.runfiles.records import experiment_name, lock_run
+from common.training.device import seed_everything, setup_device
+from common.training.loop import FitConfig, fit, make_adam
 
 MODELS = {"q1_1": False, "q1_2": True}        # name: MaxPool after each block
 STUDY_EPOCHS = {"q1_1": 2, "q1_2": 5}          # short runs: long enough that a run's class has settled

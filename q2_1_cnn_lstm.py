@@ -36,13 +36,13 @@ import optuna
 import torch
 from optuna.study import MaxTrialsCallback
 
-from common.cli import HelpFormatter, add_common_args, positive_int, resolve_precision, seed_everything, setup_device
-from common.experiment import experiment_name, finished_record, guard_finished, kept_record, lock_run, metrics_record, write_aggregate
-from common.plots_q2 import plot_q2_curves, plot_search
-from common.q2 import load_q2, test_report, train_rna
-from common.rna_models import HOMEWORK_DEFAULT_HP, build_rna_model
-from common.runio import UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json, write_text
-from common.search import (
+from common.reporting.plots_q2 import plot_q2_curves, plot_search
+from common.rna.fit import load_q2, test_report, train_rna
+from common.rna.models import HOMEWORK_DEFAULT_HP, build_rna_model
+from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json, write_text
+from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
+from common.runfiles.records import experiment_name, finished_record, guard_finished, kept_record, lock_run, metrics_record, write_aggregate
+from common.runfiles.search import (
     FINISHED,
     fail_and_retry_orphans,
     finished,
@@ -54,7 +54,8 @@ from common.search import (
     worker_device,
     worker_threads,
 )
-from common.train import STOP, FitConfig, early_stopped, stop_on_sigterm
+from common.training.device import resolve_precision, seed_everything, setup_device
+from common.training.loop import STOP, FitConfig, early_stopped, stop_on_sigterm
 
 EPOCHS = {"cnn": 25, "lstm": 50}
 
@@ -229,7 +230,7 @@ def run_trials(args, name, data, record, device, epochs, precision, runs):
 
 def search(args, name, data, record, device, experiment):
     epochs = args.epochs or EPOCHS[name]
-    precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))   # measured, common/cli.py
+    precision = resolve_precision(args.precision, device, cpu_bf16_pays=(name != "cnn"))   # measured, common/training/device.py
     out = Path(args.out_dir) / experiment / name
     runs = Path(args.run_dir) / experiment / name
     if args.search_only:   # helpers join a shared study and write no metrics: no lock

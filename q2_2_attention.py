@@ -25,7 +25,7 @@ and a finished seed keeps its metrics file as it is.
 
 Writes figures/<experiment>/<folder>/seed<k>/metrics.json (experiment q2_2_default or q2_2 for tuned; folder
 lstm, lstm_attention[_h<heads>] or lstm_self_attention[_h<heads>]); an attention-pooling seed's record also holds
-where its attention looks (common.attention). Then <folder>/aggregate.json and <experiment>/summary.json, both
+where its attention looks (common/rna/attention.py). Then <folder>/aggregate.json and <experiment>/summary.json, both
 from every finished record in the folder, so that the seeds and variants may run in separate calls; make_figures.py
 draws the figures and the comparisons from those files.
 """
@@ -37,9 +37,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
-from common.cli import HelpFormatter, add_common_args, positive_int, seed_everything, setup_device
-from common.experiment import (
+from common.reporting.q2_2_design import first_epoch_at
+from common.rna.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
+from common.rna.fit import load_q2, predict, test_report, train_rna
+from common.rna.format import decode
+from common.rna.models import HOMEWORK_DEFAULT_HP
+from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, timestamp, write_json
+from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
+from common.runfiles.provenance import code_version
+from common.runfiles.records import (
     experiment_name,
     guard_finished,
     kept_record,
@@ -50,12 +56,8 @@ from common.experiment import (
     write_aggregate,
     write_interrupted,
 )
-from common.q2 import load_q2, predict, test_report, train_rna
-from common.q2_2_design import first_epoch_at
-from common.rna_models import HOMEWORK_DEFAULT_HP
-from common.rnacompete import decode
-from common.runio import UserError, code_version, exit_on_user_error, read_json, source_name, timestamp, write_json
-from common.train import FitConfig, stop_on_sigterm
+from common.training.device import seed_everything, setup_device
+from common.training.loop import FitConfig, stop_on_sigterm
 
 AGG_KEYS = ["test.spearman", "test.pearson", "best.val_spearman", "train_seconds"]
 HOMEWORK_DEFAULT = HOMEWORK_DEFAULT_HP["lstm"]   # with lr 1e-3, batch 64

@@ -1,6 +1,6 @@
 """Q2.3 — the homework's multi-protein proposal, implemented: one model for several RNA-binding proteins.
 
-Model (common/multi.py): an RNA encoder and a protein encoder, fused by an elementwise product and a shared MLP
+Model (common/rna/multi.py): an RNA encoder and a protein encoder, fused by an elementwise product and a shared MLP
 head that predicts every protein for a probe at once; masked MSE over all (probe, protein) pairs; selection on
 validation Spearman (mean over the training proteins).
 
@@ -37,16 +37,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import HelpFormatter, add_common_args, positive_int, seed_everything, setup_device
-from common.experiment import experiment_name, finished_record, guard_finished, lock_run, metrics_record, write_interrupted
-from common.metrics import regression_report
-from common.multi import K, MultiProteinModel, kmer_descriptors, profile_scores, protein_label, train_multi
-from common.plots_q2 import plot_q2_3
-from common.q2 import DEFAULT_COURSE_DIR, load_q2, predict, resolve_data_dir, test_report, train_rna
-from common.rna_models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
-from common.runio import UserError, exit_on_user_error, read_json, source_name, write_json, write_text
-from common.stats import paired_diff
-from common.train import FitConfig, stop_on_sigterm
+from common.reporting.plots_q2 import plot_q2_3
+from common.reporting.stats import paired_diff
+from common.rna.fit import DEFAULT_COURSE_DIR, load_q2, predict, resolve_data_dir, test_report, train_rna
+from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
+from common.rna.multi import K, MultiProteinModel, kmer_descriptors, profile_scores, protein_label, train_multi
+from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, write_json, write_text
+from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
+from common.runfiles.records import experiment_name, finished_record, guard_finished, lock_run, metrics_record, write_interrupted
+from common.training.device import seed_everything, setup_device
+from common.training.loop import FitConfig, stop_on_sigterm
+from common.training.metrics import regression_report
 
 REAL_PROTEINS = ["RBFOX1", "PUM1", "HNRNPA1", "QKI", "ELAVL1", "SRSF1"]   # default on the real course files
 TOP_FRACTION = 0.01
@@ -275,7 +276,7 @@ def main(argv=None):
         raise UserError(f"the data set has {len(names)} proteins ({names}); Q2.3 needs at least 3: pass --proteins")
     if args.holdout and not set(args.holdout) <= set(names):
         raise UserError(f"--holdout {args.holdout} must be among the proteins {names}")
-    device, precision = setup_device(args, cpu_bf16_pays=(args.encoder != "cnn"))   # measured, common/cli.py
+    device, precision = setup_device(args, cpu_bf16_pays=(args.encoder != "cnn"))   # measured, common/training/device.py
     data, record = load_q2(args, names, device, data_dir)
     names = record["proteins"]
     print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "

@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common.bloodmnist import load_bloodmnist  # noqa: E402
-from common.cli import seed_everything  # noqa: E402
-from common.models import BloodCNN  # noqa: E402
-from common.runio import environment, write_json  # noqa: E402
-from common.train import FitConfig, fit, make_adam  # noqa: E402
+from common.blood.data import load_bloodmnist  # noqa: E402
+from common.blood.models import BloodCNN  # noqa: E402
+from common.runfiles.files import write_json  # noqa: E402
+from common.runfiles.provenance import environment
+from common.training.device import seed_everything  # noqa: E402
+from common.training.loop import FitConfig, fit, make_adam  # noqa: E402
 
 TOLERANCE = 1e-3   # relative, on the epoch's mean training loss
 

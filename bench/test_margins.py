@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_q1  # noqa: E402  -- the tests' own functions: the statistics are computed exactly as the tests do
 import test_q2  # noqa: E402
 
-from common.rna_models import RNACNN, RNALSTM  # noqa: E402
-from common.rnacompete import encode, one_hot  # noqa: E402
+from common.rna.format import encode, one_hot  # noqa: E402
+from common.rna.models import RNACNN, RNALSTM  # noqa: E402
 
 
 def cnn_tiny_batch(seed):

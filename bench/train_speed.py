@@ -35,12 +35,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common.bloodmnist import load_bloodmnist, resolve_npz  # noqa: E402
-from common.cli import cpu_has_bf16, resolve_precision, set_malloc  # noqa: E402
-from common.models import BloodCNN  # noqa: E402
-from common.rna_models import RNACNN, RNALSTM  # noqa: E402
-from common.runio import cpu_model, exit_on_user_error, write_json  # noqa: E402
-from common.train import make_adam  # noqa: E402
+from common.blood.data import load_bloodmnist, resolve_npz  # noqa: E402
+from common.blood.models import BloodCNN  # noqa: E402
+from common.rna.models import RNACNN, RNALSTM  # noqa: E402
+from common.runfiles.files import exit_on_user_error, write_json  # noqa: E402
+from common.runfiles.provenance import cpu_model
+from common.training.device import cpu_has_bf16, resolve_precision, set_malloc  # noqa: E402
+from common.training.loop import make_adam  # noqa: E402
 
 N_TRAIN = {"q1_1": 11959, "q1_2": 11959, "q2_cnn": 96261, "q2_lstm": 96261, "q2_attention": 96261}
 N_VAL = {"q1_1": 1712, "q1_2": 1712, "q2_cnn": 24065, "q2_lstm": 24065, "q2_attention": 24065}

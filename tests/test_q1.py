@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import ROOT, make_blood_npz
 
-from common.bloodmnist import OFFICIAL_MD5, ZENODO_URL, load_bloodmnist, load_npz, resolve_npz
-from common.models import BloodCNN, count_params
-from common.runio import UserError, timestamp
+from common.blood.data import OFFICIAL_MD5, ZENODO_URL, load_bloodmnist, load_npz, resolve_npz
+from common.blood.models import BloodCNN, count_params
+from common.runfiles.files import UserError, timestamp
 
 
 def test_parameter_counts_match_the_homework():
@@ -220,7 +220,7 @@ def test_the_configured_bloodmnist_file_is_valid():
 
 
 def test_cuda_graphs_flag_on_cpu():
-    from common.train import graphed_step
+    from common.training.loop import graphed_step
     from q1_1_cnn import use_cuda_graphs
     assert use_cuda_graphs("auto", "cpu") == "off" and use_cuda_graphs("off", "cuda") == "off"
     assert use_cuda_graphs("auto", "cuda") == "auto" and use_cuda_graphs("on", "cuda") == "on"
@@ -232,7 +232,7 @@ def test_cuda_graphs_flag_on_cpu():
 
 def tiny_fit(cuda_graphs, capsys=None):
     """Two epochs of the pooled CNN on 200 random images with fit(): (history without times, final weights)."""
-    from common.train import FitConfig, fit, make_adam
+    from common.training.loop import FitConfig, fit, make_adam
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(200, 3, 28, 28, generator=g), torch.randint(0, 8, (200,), generator=g)
     torch.manual_seed(0)
@@ -263,7 +263,7 @@ def test_cuda_graphs_auto_falls_back_to_eager_when_capture_fails(capsys):
 def test_cuda_graphs_auto_falls_back_when_the_graph_step_differs_from_eager(monkeypatch, capsys):
     """A capture that 'works' but whose first step's loss differs from eager is not used; the weights it changed
     are put back, so the run is still exactly the eager one."""
-    from common import train
+    from common.training import loop as train
 
     def bad_capture(model, optimizer, loss_of_batch, batch_size, device, precision):
         with torch.no_grad():

@@ -13,11 +13,11 @@ import torch
 from conftest import ROOT
 from scipy.stats import pearsonr, spearmanr
 
-from common.metrics import masked_mse, masked_pearson, masked_spearman
-from common.rna_models import RNACNN, RNALSTM
-from common.rnacompete import encode, load_rnacompete, one_hot, preprocess_intensities, split_setA
-from common.runio import UserError
-from common.simulate_rnacompete import simulate
+from common.rna.format import encode, load_rnacompete, one_hot, preprocess_intensities, split_setA
+from common.rna.models import RNACNN, RNALSTM
+from common.rna.simulate import simulate
+from common.runfiles.files import UserError
+from common.training.metrics import masked_mse, masked_pearson, masked_spearman
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_loader_reads_xlsx_and_csv(sim_dir, tmp_path, meta_name):
     d.mkdir()
     (d / "norm_data.txt").write_bytes((sim_dir / "norm_data.txt").read_bytes())
     (d / meta_name).write_bytes((sim_dir / meta_name).read_bytes())
-    splits, record = load_rnacompete(d, ["RBFOX1", "QKI"], cache_dir=tmp_path / "cache")
+    splits, record = load_rnacompete(d, ["RBFOX1", "sim-QKI"], cache_dir=tmp_path / "cache")
     assert record["sizes"] == {"train": 320, "val": 80, "test": 300} and record["source"] == "rnacompete"
     assert record["ids"] == ["RNCMPT00168", "RNCMPT90003"]
     tr = splits["train"]
@@ -242,7 +242,7 @@ def test_bad_course_files_get_clear_errors(sim_dir, tmp_path, edit, proteins, me
 
 
 def test_missing_course_files_say_where_they_go(tmp_path):
-    with pytest.raises(UserError, match="put norm_data.txt and metadata.xlsx there.*simulate_rnacompete"):
+    with pytest.raises(UserError, match="put norm_data.txt and metadata.xlsx there.*common.rna.simulate"):
         load_rnacompete(tmp_path, ["RBFOX1"])
 
 
@@ -286,7 +286,7 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
     assert bad.returncode == 2 and "run the search first" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "nothing"), *out],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "simulate_rnacompete" in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "common.rna.simulate" in bad.stderr
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--protein", "XYZ", *out],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown protein 'XYZ'" in bad.stderr
@@ -321,7 +321,7 @@ def test_filter_consensus_and_pwm_of_a_planted_motif():
 
 
 def test_decode_inverts_encode():
-    from common.rnacompete import decode
+    from common.rna.format import decode
     seqs = ["ACGU", "GCAUGNNU" * 5, "UUXA"]
     codes, valid = encode(seqs)
     assert decode(one_hot(codes), valid) == ["ACGU", ("GCAUGNNU" * 5)[:41], "UUNA"]

@@ -15,14 +15,14 @@ import pytest
 import torch
 from conftest import ROOT, make_blood_npz
 
-from common.experiment import aggregate, seed_notes
-from common.metrics import masked_spearman
-from common.multi import MultiProteinModel, kmer_codes, kmer_descriptors, profile_scores, train_multi
-from common.plots import run_label
-from common.rna_models import RNALSTM
-from common.rnacompete import decode, encode, one_hot
-from common.simulate_rnacompete import simulate
-from common.train import FitConfig
+from common.reporting.plots import run_label
+from common.rna.format import decode, encode, one_hot
+from common.rna.models import RNALSTM
+from common.rna.multi import MultiProteinModel, kmer_codes, kmer_descriptors, profile_scores, train_multi
+from common.rna.simulate import simulate
+from common.runfiles.records import aggregate, seed_notes
+from common.training.loop import FitConfig
+from common.training.metrics import masked_spearman
 
 
 def batch(seqs):
@@ -45,7 +45,7 @@ def test_attention_sums_to_one_on_valid_positions_and_is_zero_on_padding(heads):
 def test_site_statistics_tell_attention_on_the_site_from_a_backward_state_rule():
     """Two made-up attention rules on the same probes: all weight on the site, and weights uniform up to the site's
     end (what following the backward LSTM's state would give). Only the first beats every level."""
-    from common.attention import single_sites, site_statistics
+    from common.rna.attention import single_sites, site_statistics
     rng = np.random.default_rng(0)
     seqs = []
     for i in range(300):
@@ -98,8 +98,8 @@ def sim(tmp_path_factory):
 
 
 def small_data(sim, tmp_path):
-    from common.q2 import device_split
-    from common.rnacompete import load_rnacompete
+    from common.rna.fit import device_split
+    from common.rna.format import load_rnacompete
     splits, _ = load_rnacompete(sim, ["RBFOX1", "sim-QKI", "sim-PUM1"], cache_dir=tmp_path / "cache")
     return {s: device_split(v, "cpu") for s, v in splits.items()}
 

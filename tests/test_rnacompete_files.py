@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from common.rnacompete import SHEET, load_rnacompete
-from common.runio import UserError
-from common.simulate_rnacompete import simulate
+from common.rna.format import SHEET, load_rnacompete
+from common.rna.simulate import simulate
+from common.runfiles.files import UserError
 
 MASTER = "SupplementaryData1_RNAcompete_master_file.xlsx"
 
@@ -63,7 +63,7 @@ def free_port():
 def test_download_from_a_mirror_then_train(mirror, sim_dir, tmp_path):
     url, _ = mirror
     out = tmp_path / "rnacompete"
-    run = cli("-m", "common.rnacompete", "download", "--out", str(out), "--base-url", url)
+    run = cli("-m", "common.rna.download", "--out", str(out), "--base-url", url)
     assert run.returncode == 0, run.stderr
     assert (out / "norm_data.txt").read_bytes() == (sim_dir / "norm_data.txt").read_bytes()   # gunzipped exactly
     manifest = json.loads((out / "manifest.json").read_text())
@@ -72,7 +72,7 @@ def test_download_from_a_mirror_then_train(mirror, sim_dir, tmp_path):
     assert not list(out.glob(".*.tmp"))                                                        # no temporary left
     # a rerun finds the complete files and fetches nothing
     before = (out / "norm_data.txt").stat().st_mtime_ns
-    again = cli("-m", "common.rnacompete", "download", "--out", str(out), "--base-url", url)
+    again = cli("-m", "common.rna.download", "--out", str(out), "--base-url", url)
     assert again.returncode == 0 and "nothing fetched" in again.stdout
     assert (out / "norm_data.txt").stat().st_mtime_ns == before
     # the loader reads it as real data (sheet 'Master List--Plasmid info' matched ignoring case)
@@ -90,14 +90,14 @@ def test_download_from_a_mirror_then_train(mirror, sim_dir, tmp_path):
 def test_download_uses_the_url_variable(mirror, tmp_path):
     url, _ = mirror
     env = {**__import__("os").environ, "RNACOMPETE_URL": url}
-    run = cli("-m", "common.rnacompete", "download", "--out", str(tmp_path / "d"), env=env)
+    run = cli("-m", "common.rna.download", "--out", str(tmp_path / "d"), env=env)
     assert run.returncode == 0, run.stderr
     assert json.loads((tmp_path / "d" / "manifest.json").read_text())["base_url"] == url
 
 
 def test_offline_download_is_one_line_naming_url_and_alternative(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/"
-    run = cli("-m", "common.rnacompete", "download", "--out", str(tmp_path / "d"), "--base-url", url, "--timeout", "5")
+    run = cli("-m", "common.rna.download", "--out", str(tmp_path / "d"), "--base-url", url, "--timeout", "5")
     assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert f"{url}norm_data.txt.gz" in run.stderr and "without internet access" in run.stderr and "RNACOMPETE_URL" in run.stderr
     assert not (tmp_path / "d" / "norm_data.txt").exists()
@@ -113,7 +113,7 @@ def test_truncated_gzip_leaves_no_file(mirror, tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        run = cli("-m", "common.rnacompete", "download", "--out", str(tmp_path / "d"),
+        run = cli("-m", "common.rna.download", "--out", str(tmp_path / "d"),
                   "--base-url", f"http://127.0.0.1:{server.server_address[1]}/")
     finally:
         server.shutdown()
@@ -200,16 +200,16 @@ def test_sequence_letters_are_counted_t_read_as_u_and_warned_on_every_run(sim_di
 
 
 def test_t_encodes_as_u():
-    from common.rnacompete import encode, one_hot
+    from common.rna.format import encode, one_hot
     codes, _ = encode(["ACGT", "ACGU"])
     assert (one_hot(codes)[0] == one_hot(codes)[1]).all()
 
 
 def test_notice_says_how_to_get_the_real_data(sim_dir, tmp_path, capsys, monkeypatch):
-    import common.q2 as q2
+    import common.rna.fit as q2
     monkeypatch.setattr(q2, "SIMULATED_DIR", str(sim_dir))
     assert q2.resolve_data_dir(str(tmp_path / "none"), explicit=False) == str(sim_dir)
     out = capsys.readouterr().out
-    assert "python -m common.rnacompete download" in out and "simulated" in out
-    with pytest.raises(UserError, match="python -m common.rnacompete download --out"):
+    assert "python -m common.rna.download" in out and "simulated" in out
+    with pytest.raises(UserError, match="python -m common.rna.download --out"):
         q2.resolve_data_dir(str(tmp_path / "none"), explicit=True)

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from common.rnacompete import encode, load_rnacompete, one_hot, preprocess_intensities
-from common.simulate_rnacompete import simulate
+from common.rna.format import encode, load_rnacompete, one_hot, preprocess_intensities
+from common.rna.simulate import simulate
 
 E = math.e
 # logs 1, 2, 3, 3: mean 2.25, population std sqrt(0.6875) = 0.8291562

@@ -15,7 +15,8 @@ import time
 import pytest
 from conftest import ROOT
 
-from common.runio import RunLock, UserError
+from common.runfiles.files import UserError
+from common.runfiles.locks import RunLock
 
 SCRIPTS = ["q1_1_cnn.py", "q1_2_maxpool.py", "q1_softmax_study.py", "q2_1_cnn_lstm.py", "q2_2_attention.py",
            "q2_3_multi_protein.py", "interpret_cnn.py", "make_figures.py"]
@@ -139,7 +140,7 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
     import pandas as pd
     import torch
 
-    from common.simulate_rnacompete import simulate
+    from common.rna.simulate import simulate
     simulate(tmp_path / "sim", seed=2, n_seta=600, n_setb=300, proteins=["RBFOX1"], preset="easy")
     args = [sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "sim"), "--model", "cnn", "--quick", "--epochs",
             "30", "--patience", "30", "--trials", "2", "--out-dir", str(tmp_path / "f"), "--run-dir", str(tmp_path / "r")]
@@ -170,8 +171,8 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
     assert no_times(a["history"]) == no_times(b["history"]) and all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
 
 
-@pytest.mark.filterwarnings("ignore:'common.simulate_rnacompete' found in sys.modules:RuntimeWarning")
-@pytest.mark.parametrize("script", SCRIPTS + ["-m common.simulate_rnacompete"])
+@pytest.mark.filterwarnings("ignore:'common.rna.simulate' found in sys.modules:RuntimeWarning")
+@pytest.mark.parametrize("script", SCRIPTS + ["-m common.rna.simulate"])
 def test_help_states_each_default_once(script, monkeypatch, capsys):
     # In this process (runpy), not a subprocess: the same argparse code, without a torch import per script.
     monkeypatch.setattr(sys, "argv", [script.split()[-1], "--help"])
@@ -193,7 +194,7 @@ def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(t
     is), stopped_early still True, the same history and selection."""
     import torch
 
-    from common.train import FitConfig, fit
+    from common.training.loop import FitConfig, fit
     x, y = torch.randn(64, 3), torch.randn(64)
 
     def run(resume):
@@ -213,7 +214,7 @@ def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(t
 
 
 def test_code_version_outside_a_git_checkout_is_null(tmp_path, monkeypatch):
-    from common import runio
+    from common.runfiles import provenance as runio
     runio.code_version.cache_clear()
     monkeypatch.setattr(runio, "REPO", tmp_path)   # no .git here, nor above /tmp
     try:
@@ -226,7 +227,7 @@ def test_code_version_outside_a_git_checkout_is_null(tmp_path, monkeypatch):
 
 
 def test_records_never_name_a_storage_url():
-    from common.runio import redacted_argv
+    from common.runfiles.provenance import redacted_argv
     argv = ["q2_1_cnn_lstm.py", "--storage", "postgresql+psycopg2://user:secret@db.example:5432/optuna",
             "--storage=mysql://u:p@h/db", "--trials", "5", "runs/journal.log"]
     assert redacted_argv(argv) == ["q2_1_cnn_lstm.py", "--storage", "postgresql+psycopg2://(redacted)",

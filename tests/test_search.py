@@ -19,9 +19,9 @@ import optuna
 import pytest
 from conftest import ROOT
 
-from common.runio import UserError
-from common.search import FINISHED, fail_and_retry_orphans, make_storage, split_trials
-from common.simulate_rnacompete import simulate
+from common.rna.simulate import simulate
+from common.runfiles.files import UserError
+from common.runfiles.search import FINISHED, fail_and_retry_orphans, make_storage, split_trials
 
 
 @pytest.fixture(scope="module")

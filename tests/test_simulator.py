@@ -1,4 +1,4 @@
-"""The calibrated RNAcompete simulator (common/sim_binding.py, preset "calibrated"): each documented mechanism on
+"""The calibrated RNAcompete simulator (common/rna/binding.py, preset "calibrated"): each documented mechanism on
 small hand-made probes, the presets, and the calibration record's keys. No test depends on a full-size run.
 
 Run: python -m pytest -q tests/test_simulator.py
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from common import sim_binding as sb
-from common.simulate_rnacompete import MOTIFS, PARAMS_CALIBRATED, is_default, simulate
+from common.rna import binding as sb
+from common.rna.simulate import MOTIFS, PARAMS_CALIBRATED, is_default, simulate
 
 P = PARAMS_CALIBRATED
 # 41 nt with no RBFOX1 site, in which a planted UGCAUGU cannot pair (in an A/C background "CA" + UGCAUGU would make
@@ -106,7 +106,7 @@ def test_the_shared_background_is_correlated_across_proteins(small_sets):
 
 
 def test_targets_have_a_right_tail_and_motif_probes_rank_high(small_sets):
-    from common.rnacompete import preprocess_intensities
+    from common.rna.format import preprocess_intensities
     norm = pd.read_csv(small_sets / "cal" / "norm_data.txt", sep="\t")
     z, m = preprocess_intensities(norm.RNCMPT00168.to_numpy())
     z = z[m > 0]
@@ -125,14 +125,14 @@ def test_presets_are_recorded_and_the_easy_preset_is_unchanged(small_sets, tmp_p
 
 
 def test_metrics_record_the_preset(small_sets):
-    from common.rnacompete import load_rnacompete
+    from common.rna.format import load_rnacompete
     for preset in ("cal", "easy"):
         _, record = load_rnacompete(small_sets / preset, ["RBFOX1"], cache_dir=str(small_sets / "cache"))
         assert record["preset"] == {"cal": "calibrated", "easy": "easy"}[preset]
 
 
 def test_calibration_record_has_its_keys(small_sets, tmp_path):
-    from common.sim_calibrate import calibrate
+    from common.rna.calibrate import calibrate
     cal = calibrate(small_sets / "cal", tmp_path, epochs=1, default_only=False)
     saved = json.loads((tmp_path / "calibration.json").read_text())
     assert saved["data_checksum"] == cal["data_checksum"] and len(saved["data_checksum"]) == 32
@@ -140,4 +140,6 @@ def test_calibration_record_has_its_keys(small_sets, tmp_path):
         assert {"best_val_mse", "best_val_spearman", "test_spearman", "test_pearson"} <= set(saved[m])
     assert {"q01", "q50", "q99", "max"} <= set(saved["setb_z"])
     assert {"share", "mean_z_with", "mean_z_without"} <= set(saved["gcaug"]) and "mean_z_by_ugcaug_sites" in saved
-    assert saved["anchors"] and saved["preset"] == "calibrated" and (tmp_path / "calibration.png").stat().st_size > 10_000
+    assert saved["anchors"] and saved["preset"] == "calibrated" and not (tmp_path / "calibration.png").exists()
+    from common.reporting.plots_q2 import plot_calibration  # the figure is make_figures.py's, from the JSON
+    assert plot_calibration(saved, tmp_path / "calibration.png").stat().st_size > 10_000

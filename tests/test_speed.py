@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import ROOT
 
-from common import cli
-from common.rna_models import RNACNN
-from common.runio import UserError
+from common.rna.models import RNACNN
+from common.runfiles.files import UserError
+from common.training import device as cli
 
 
 def load_bench():
@@ -61,8 +61,8 @@ def test_malloc_keep_without_glibc_is_a_clear_error(monkeypatch):
 
 def test_malloc_keep_does_not_change_training(tmp_path):
     """The same seeded Q1.2 run in two fresh processes, one per setting: bit-identical losses."""
-    code = ("import sys, torch; sys.path.insert(0, {root!r}); from common.cli import set_malloc; "
-            "from common.models import BloodCNN; from common.train import make_adam; set_malloc({mode!r}); "
+    code = ("import sys, torch; sys.path.insert(0, {root!r}); from common.training.device import set_malloc; "
+            "from common.blood.models import BloodCNN; from common.training.loop import make_adam; set_malloc({mode!r}); "
             "torch.manual_seed(0); m = BloodCNN(pool=True); opt = make_adam(m.parameters(), 1e-3, 'cpu'); "
             "x = torch.randn(64, 3, 28, 28); y = torch.randint(0, 8, (64,)); out = []\n"
             "for _ in range(3):\n"
@@ -107,9 +107,9 @@ def test_bench_q1_flops_count():
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_bench_has_an_auto_row_for_every_model_on_every_cpu_kind(monkeypatch, native_bf16):
     """Each model has exactly one (auto) row, on CPUs with and without native bf16; without it, no bf16 row runs."""
-    import common.cli
+    import common.training.device
     bench = load_bench()
-    monkeypatch.setattr(common.cli, "cpu_has_bf16", lambda: native_bf16)
+    monkeypatch.setattr(common.training.device, "cpu_has_bf16", lambda: native_bf16)
     monkeypatch.setattr(bench, "cpu_has_bf16", lambda: native_bf16)
     for name in bench.N_TRAIN:
         rows = bench.variants_of(name)
@@ -132,7 +132,7 @@ def test_bench_runs_one_row_end_to_end(tmp_path):
 
 def test_a_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch):
     """ONEDNN_MAX_CPU_ISA=AVX2 emulates bf16 (about 1 GFLOP/s, as on an AVX2-only CPU), so auto must pick fp32."""
-    from common.cli import cpu_has_bf16, resolve_precision
+    from common.training.device import cpu_has_bf16, resolve_precision
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert cpu_has_bf16() is False and resolve_precision("auto", "cpu") == "fp32"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")

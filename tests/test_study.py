@@ -11,9 +11,9 @@ import pytest
 from conftest import ROOT
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from common.bloodmnist import classification_report
-from common.stats import clopper_pearson, paired_diff, proportion_diff, welch_diff
-from common.study import classify_outcome, summarise_variant
+from common.blood.data import classification_report
+from common.reporting.stats import clopper_pearson, paired_diff, proportion_diff, welch_diff
+from common.reporting.study import classify_outcome, summarise_variant
 
 
 @pytest.mark.parametrize("counts, outcome", [
@@ -94,7 +94,7 @@ def test_study_smoke_run(tmp_path, blood_npz):
 
 
 def test_comparisons_from_metrics_files(tmp_path):
-    from common.compare import comparisons, verdict
+    from common.reporting.compare import comparisons, verdict
     for variant, accs in (("logits", [0.96, 0.965, 0.962]), ("softmax", [0.95, 0.955, 0.948])):
         for seed, acc in enumerate(accs):
             p = tmp_path / "q1_2" / variant / f"seed{seed}" / "metrics.json"
@@ -125,7 +125,7 @@ def write_q2_2(root, exp, arm, curves, epochs=None, first_seed=1):
 
 def test_comparisons_refuse_runs_of_different_lengths(tmp_path):
     """A protocol rerun halfway (mean pooling at 50 epochs, attention still at 10) gets no interval."""
-    from common.compare import comparisons, verdict
+    from common.reporting.compare import comparisons, verdict
     write_q2_2(tmp_path, "q2_2_default", "lstm", [[0.5] * 9 + [0.776], [0.5] * 9 + [0.777], [0.5] * 9 + [0.775]], 50)
     write_q2_2(tmp_path, "q2_2_default", "lstm_attention", [[0.5] * 9 + [0.774], [0.5] * 9 + [0.773], [0.5] * 9 + [0.775]])
     rows = comparisons(tmp_path)
@@ -142,7 +142,7 @@ def test_comparisons_refuse_runs_of_different_lengths(tmp_path):
 
 def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
     """Tuned vs the homework default is one protocol (same epochs); BiLSTM vs CNN compares two budgets by design."""
-    from common.compare import comparisons, verdict
+    from common.reporting.compare import comparisons, verdict
     write_runs(tmp_path, "q2_1/cnn", [0.612, 0.607, 0.609], [25, 25, 25])
     write_runs(tmp_path, "q2_1/cnn_default", [0.577, 0.570, 0.574], [25, 25, 25])
     write_runs(tmp_path, "q2_1/lstm_default", [0.613, 0.610, 0.615], [50, 50, 50])
@@ -160,7 +160,7 @@ def test_tuned_vs_default_comparisons_need_one_budget(tmp_path):
 def test_q2_1_comparisons_leave_out_the_searchs_own_run(tmp_path):
     """Seed 0 of a selected configuration is the search's winning run (best of its trials on this validation set):
     it stays out of every comparison that involves a selected configuration, on both sides."""
-    from common.compare import comparisons
+    from common.reporting.compare import comparisons
     write_runs(tmp_path, "q2_1/cnn", [0.700, 0.607, 0.609, 0.608], [25] * 4, first_seed=0)   # seed 0: lucky
     write_runs(tmp_path, "q2_1/cnn_default", [0.577, 0.570, 0.574, 0.572], [25] * 4, first_seed=0)
     write_runs(tmp_path, "q2_1/lstm_default", [0.613, 0.610, 0.615, 0.612], [50] * 4, first_seed=0)
@@ -174,7 +174,7 @@ def test_q2_1_comparisons_leave_out_the_searchs_own_run(tmp_path):
 def test_q2_2_convergence_measures_and_their_comparisons(tmp_path):
     """Q2.2's three convergence measures, attention - mean (Welch) on the common seeds: a threshold some seed never
     reached gets no interval and names that seed; one every run reaches at the same epoch is a floor, no verdict."""
-    from common.compare import comparisons, verdict
+    from common.reporting.compare import comparisons, verdict
     mean = [[0.40, 0.52, 0.56, 0.59], [0.45, 0.50, 0.57, 0.58], [0.30, 0.51, 0.55, 0.57]]
     att = [[0.51, 0.56, 0.58, 0.60], [0.52, 0.57, 0.59, 0.61], [0.50, 0.55, 0.60, 0.60]]
     write_q2_2(tmp_path, "q2_2_default", "lstm", [c + [0.3] * 6 for c in mean])
@@ -224,7 +224,7 @@ def test_proportion_diff_fisher_p_and_bad_counts():
 
 
 def test_study_comparisons_from_the_summary(tmp_path):
-    from common.compare import comparisons
+    from common.reporting.compare import comparisons
     side = {"n": 20, "seeds": list(range(20)), "epochs": [2], "healthy": 0, "collapsed": 5}
     summary = {"q1_1": {**side, "logits_control": {**side, "healthy": 20, "collapsed": 0}}}
     (tmp_path / "q1_softmax_study").mkdir()
@@ -237,7 +237,7 @@ def test_study_comparisons_from_the_summary(tmp_path):
 
 def test_q2_2_arms_with_no_spread_or_mixed_precision_get_no_verdict(tmp_path):
     """All 2 against all 3 is a floor, not a significant difference; bf16 against fp32 runs are not compared."""
-    from common.compare import comparisons, verdict
+    from common.reporting.compare import comparisons, verdict
     write_q2_2(tmp_path, "q2_2_default", "lstm", [[0.4, 0.55, 0.6]] * 3)
     write_q2_2(tmp_path, "q2_2_default", "lstm_attention", [[0.55, 0.58, 0.6]] * 3)
     by = {c["metric"]: c for c in comparisons(tmp_path)}
@@ -254,7 +254,7 @@ def test_q2_2_arms_with_no_spread_or_mixed_precision_get_no_verdict(tmp_path):
 def test_no_t_test_verdict_on_collapsed_or_partial_q1_runs(tmp_path):
     """Softmax outcomes are bimodal across seeds (collapsed near 0.19, or not): a Welch row says 'not applicable'
     and points to the outcome counts; all-healthy sides keep their interval."""
-    from common.compare import comparisons, verdict
+    from common.reporting.compare import comparisons, verdict
     healthy, collapsed = np.eye(8, dtype=int) * 50, np.zeros((8, 8), dtype=int)
     collapsed[:, 0] = 50
     for rel, accs, mats in (("q1_1/logits", [0.95, 0.956, 0.96], [healthy] * 3),
@@ -276,7 +276,7 @@ def test_no_t_test_verdict_on_collapsed_or_partial_q1_runs(tmp_path):
 
 
 def test_last_epoch_outcome_exact_from_counts_else_inferred_from_accuracy():
-    from common.study import last_epoch_outcome
+    from common.reporting.study import last_epoch_outcome
     confusion = np.diag([100, 300, 50, 50]).tolist()            # 500 test images, smallest class 50 (10 %)
     rec = lambda acc, **h: {"history": [{"epoch": 200, "test_acc": acc, **h}], "test": {"confusion": confusion}}
     assert last_epoch_outcome(rec(0.5, val_pred_counts=[0, 99, 1, 0])) == ("collapsed", "exact")

@@ -3,10 +3,10 @@ profile-only baseline (a probe scored by its protein's profile alone, no learned
 import torch
 from torch import nn
 
-from .metrics import masked_mse, masked_spearman
-from .q2 import predict
-from .rna_models import build_rna_model, mlp
-from .train import fit, make_adam
+from common.rna.fit import predict
+from common.rna.models import build_rna_model, mlp
+from common.training.loop import fit, make_adam
+from common.training.metrics import masked_mse, masked_spearman
 
 K = 5   # k-mer size of the protein descriptors
 

@@ -3,11 +3,12 @@ from pathlib import Path
 
 import torch
 
-from .metrics import masked_mse, masked_spearman, regression_report
-from .rna_models import build_rna_model
-from .rnacompete import course_files, load_rnacompete, one_hot
-from .runio import UserError
-from .train import fit, make_adam
+from common.rna.format import course_files, load_rnacompete, one_hot
+from common.rna.models import build_rna_model
+from common.rna.simulate import is_default, simulate
+from common.runfiles.files import UserError
+from common.training.loop import fit, make_adam
+from common.training.metrics import masked_mse, masked_spearman, regression_report
 
 DEFAULT_COURSE_DIR = "data/rnacompete"
 SIMULATED_DIR = "data/simulated"
@@ -18,13 +19,12 @@ def resolve_data_dir(data_dir, explicit):
     if course_files(data_dir):
         return data_dir
     if explicit:
-        raise UserError(f"no norm_data.txt + metadata.xlsx in {data_dir}: get the real files with `python -m common.rnacompete "
-                        f"download --out {data_dir}`, or drop --data-dir to use the simulator "
-                        f"(python -m common.simulate_rnacompete --out {SIMULATED_DIR})")
+        raise UserError(f"no norm_data.txt + metadata.xlsx in {data_dir}: get the real files with `python -m common.rna.download "
+                        f"--out {data_dir}`, or drop --data-dir to use the simulator "
+                        f"(python -m common.rna.simulate --out {SIMULATED_DIR})")
     print(f"notice: no course files in {data_dir}. For the real RNAcompete data (public, Ray et al. 2013) run "
-          f"`python -m common.rnacompete download` (or copy the course's norm_data.txt and metadata.xlsx there). "
+          f"`python -m common.rna.download` (or copy the course's norm_data.txt and metadata.xlsx there). "
           f"Falling back to the simulated set in {SIMULATED_DIR}: results are labelled 'simulated'.")
-    from .simulate_rnacompete import is_default, simulate
     if not is_default(SIMULATED_DIR):   # missing, or written by an older simulator or calibration
         print(f"notice: generating the default simulated set (preset calibrated) in {SIMULATED_DIR} (about 20 s)")
         simulate(SIMULATED_DIR)

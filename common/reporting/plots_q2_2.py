@@ -5,10 +5,10 @@ from pathlib import Path
 import matplotlib.ticker
 import numpy as np
 
-from .plots import curve, finish, legend_below, plt, run_label
-from .plots_q2 import probe_weights, test_points
-from .q2_2_design import EARLY_EPOCHS, EXPERIMENTS, THRESHOLDS, arm_runs, compare_arms, early_mean, first_epoch_at
-from .runio import UserError, source_name
+from common.reporting.plots import curve, finish, legend_below, plt, run_label
+from common.reporting.plots_q2 import probe_weights, test_points
+from common.reporting.q2_2_design import EARLY_EPOCHS, EXPERIMENTS, THRESHOLDS, arm_runs, compare_arms, early_mean, first_epoch_at
+from common.runfiles.files import UserError, source_name
 
 ARM_COLORS = {"lstm": "tab:purple", "lstm_attention": "tab:orange", "lstm_attention_h2": "tab:red",
               "lstm_attention_h4": "tab:brown", "lstm_self_attention": "tab:green"}

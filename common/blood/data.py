@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .runio import UserError, md5_file, portable_path
+from common.runfiles.files import UserError, md5_file, portable_path
 
 OFFICIAL_MD5 = "7053d0359d879ad8a5505303e11de1dc"
 PBC_MD5 = "6db333db046cf54f28b83bb059b1466d"   # the offline PBC-derived equivalent (shared/data/README.md)

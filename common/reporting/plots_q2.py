@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .experiment import load_runs
-from .plots import COLORS, curve, finish, legend_below, plt, run_label, variant_runs
-from .q2_2_design import first_epoch_at
-from .runio import read_json, source_name
-from .stats import welch_diff
+from common.reporting.plots import COLORS, curve, finish, legend_below, plt, run_label, variant_runs
+from common.reporting.q2_2_design import first_epoch_at
+from common.reporting.stats import welch_diff
+from common.runfiles.files import read_json, source_name
+from common.runfiles.records import load_runs
 
 
 def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .experiment import load_runs
-from .stats import welch_diff
+from common.reporting.stats import welch_diff
+from common.runfiles.records import load_runs
 
 EARLY_EPOCHS = 10
 THRESHOLDS = (0.50, 0.55, 0.58, 0.60, 0.62)   # fixed before the runs (q2_2_attention.py --thresholds)

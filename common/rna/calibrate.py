@@ -1,22 +1,30 @@
 """Calibration record of the default Q2 data: the simulator's values beside the real-data anchors.
 
-    python -m common.simulate_rnacompete --calibrate      # about 7 min of training on 2 idle CPU cores
+    python -m common.rna.calibrate      # about 7 min of training on 2 idle CPU cores; then python make_figures.py
 
 Generates (if needed) the default calibrated set in data/simulated, then measures on it, for RBFOX1:
 - the SetB course-normalised target z-quantiles (q01, q50, q99, max);
 - the share of probes holding GCAUG and their mean z against the others, and mean z by number of UGCAUG sites;
 - the homework-default CNN and BiLSTM (Q2.1 defaults, seed 0, Adam 1e-3, batch 64, 25 / 50 epochs at most,
   patience 5), each at its best validation epoch: best_val_mse, best_val_spearman, test_spearman, test_pearson.
-Writes figures/q2_data/calibration.json and calibration.png. The data alone were calibrated; model rankings
+Writes figures/q2_data/calibration.json (make_figures.py draws calibration.png from it). The data alone were calibrated; model rankings
 and learning curves were not targets (whatever ranking emerges is reported).
 """
+import argparse
 import re
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .runio import read_json, write_json
+from common.rna.fit import device_split, test_report, train_rna
+from common.rna.format import decode, load_rnacompete
+from common.rna.simulate import is_default, simulate
+from common.runfiles.files import exit_on_user_error, read_json, write_json
+from common.runfiles.provenance import environment
+from common.training.device import resolve_precision, seed_everything
+from common.training.loop import FitConfig
 
 ANCHOR_TABLE = [   # quantity on the real RBFOX1 data, value, source (issue 19)
     {"quantity": "best validation masked MSE (z-scored targets)", "real": "0.31-0.36 (report: BiLSTM 0.338, attention 0.356)",
@@ -61,11 +69,6 @@ def target_quantities(z, mask, seqs):
 
 def train_default(name, data, device, seed=0, epochs=None, on_epoch=None):
     """One homework-default model (seed 0) at its best validation epoch -> the anchor quantities."""
-    import torch
-
-    from .cli import resolve_precision, seed_everything
-    from .q2 import test_report, train_rna
-    from .train import FitConfig
     hp, budget = DEFAULT_MODELS[name]
     precision = resolve_precision("auto", device, cpu_bf16_pays=(name != "cnn"))
     cfg = FitConfig(epochs=epochs or budget, batch_size=64, seed=seed, select="val_spearman", patience=5, precision=precision)
@@ -83,13 +86,9 @@ def train_default(name, data, device, seed=0, epochs=None, on_epoch=None):
 
 
 def calibrate(data_dir="data/simulated", out_dir="figures/q2_data", models=("cnn", "lstm"), epochs=None, default_only=True):
-    """Measure the calibrated default data; write calibration.json and calibration.png; return the record.
+    """Measure the calibrated default data; write calibration.json; return the record.
 
     default_only: (re)generate data_dir unless it holds the default set (tests pass False to measure a small set)."""
-    from .q2 import device_split
-    from .rnacompete import decode, load_rnacompete
-    from .runio import environment
-    from .simulate_rnacompete import is_default, simulate
     data_dir = Path(data_dir)
     if default_only and not is_default(data_dir):
         print(f"generating the default (calibrated) set in {data_dir}")
@@ -117,7 +116,18 @@ def calibrate(data_dir="data/simulated", out_dir="figures/q2_data", models=("cnn
     out["environment"] = environment("cpu")
     out_dir = Path(out_dir)
     write_json(out_dir / "calibration.json", out)
-    from .plots_q2 import plot_calibration
-    plot_calibration(out, out_dir / "calibration.png")
-    print(f"wrote {out_dir}/calibration.json and calibration.png (data md5 {out['data_checksum']})")
+    print(f"wrote {out_dir}/calibration.json (data md5 {out['data_checksum']}); `python make_figures.py` draws "
+          f"calibration.png from it")
     return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m common.rna.calibrate", description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", default="data/simulated", help="the default simulated set (made there if missing)")
+    p.add_argument("--out-dir", default="figures/q2_data", help="where calibration.json goes")
+    args = p.parse_args(argv)
+    calibrate(args.data_dir, args.out_dir)
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)

@@ -14,7 +14,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from .runio import UserError
+from common.runfiles.files import UserError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 URL_SCHEMES = ("postgresql", "mysql", "sqlite")
@@ -52,7 +52,7 @@ def redact(storage):
         return None
     if "://" in str(storage):
         return str(storage).split("://")[0] + "://..."
-    from .runio import portable_path
+    from common.runfiles.files import portable_path
     return portable_path(storage)
 
 

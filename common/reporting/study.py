@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runio import read_json
-from .stats import clopper_pearson
+from common.reporting.stats import clopper_pearson
+from common.runfiles.files import read_json
 
 OUTCOMES = ("collapsed", "partial", "healthy")
 COLLAPSE_FRACTION = 0.99

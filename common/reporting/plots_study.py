@@ -3,10 +3,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bloodmnist import CLASSES
-from .plots import COLORS, finish, plt
-from .runio import UserError, read_json
-from .study import OUTCOMES, load_study
+from common.blood.data import CLASSES
+from common.reporting.plots import COLORS, finish, plt
+from common.reporting.study import OUTCOMES, load_study
+from common.runfiles.files import UserError, read_json
 
 OUTCOME_COLORS = {"collapsed": "tab:red", "partial": "tab:orange", "healthy": "tab:green"}
 MODEL_TITLES = {"q1_1": "Q1.1 (no pooling)", "q1_2": "Q1.2 (MaxPool)"}

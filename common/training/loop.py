@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .runio import UserError, load_torch, save_torch
+from common.runfiles.files import UserError, load_torch, save_torch
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .runio import RunLock, UserError, environment, read_json, timestamp, write_json
+from common.runfiles.files import UserError, read_json, timestamp, write_json
+from common.runfiles.locks import RunLock
+from common.runfiles.provenance import environment
 
 
 def experiment_name(base, quick):

@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .experiment import load_runs  # noqa: E402
-from .runio import UserError, save_figure, source_name  # noqa: E402
-from .study import classify_outcome, last_epoch_outcome  # noqa: E402
+from common.reporting.study import classify_outcome, last_epoch_outcome  # noqa: E402
+from common.runfiles.files import UserError, save_figure, source_name  # noqa: E402
+from common.runfiles.records import load_runs  # noqa: E402
 
 COLORS = {"logits": "tab:blue", "softmax": "tab:red", "cnn": "tab:green", "lstm": "tab:purple",
           "lstm_attention": "tab:orange", "maxpool": "tab:cyan"}

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiment import load_runs
-from .q2_2_design import q2_2_comparisons
-from .runio import read_json
-from .stats import paired_diff, proportion_diff, welch_diff
-from .study import classify_outcome
+from common.reporting.q2_2_design import q2_2_comparisons
+from common.reporting.stats import paired_diff, proportion_diff, welch_diff
+from common.reporting.study import classify_outcome
+from common.runfiles.files import read_json
+from common.runfiles.records import load_runs
 
 
 def _values(root, rel, key):

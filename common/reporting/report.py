@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiment import load_runs
-from .plots import outcome
-from .q2_2_design import first_epoch_at
-from .study import last_epoch_outcome
+from common.reporting.plots import outcome
+from common.reporting.q2_2_design import first_epoch_at
+from common.reporting.study import last_epoch_outcome
+from common.runfiles.records import load_runs
 
 
 def _runs(root, rel):
@@ -30,7 +30,7 @@ def _at_best(r, key):
 
 
 def _study(root):
-    from .runio import read_json
+    from common.runfiles.files import read_json
     path = Path(root) / "q1_softmax_study" / "summary.json"
     return read_json(path) if path.is_file() else {}
 

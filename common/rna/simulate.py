@@ -1,15 +1,15 @@
 """RNAcompete simulator that writes the course's files (norm_data.txt, metadata.xlsx/.csv, simulation.json).
 
-    python -m common.simulate_rnacompete --out data/simulated              # preset "calibrated" (default)
-    python -m common.simulate_rnacompete --out data/simulated_easy --preset easy
-    python -m common.simulate_rnacompete --calibrate                       # figures/q2_data/calibration.*
+    python -m common.rna.simulate --out data/simulated              # preset "calibrated" (default)
+    python -m common.rna.simulate --out data/simulated_easy --preset easy
+    python -m common.rna.calibrate                       # figures/q2_data/calibration.*
 
 The Q2 scripts read these files with the same loader as the real ones. Two presets:
 - "calibrated" (the default, every committed Q2 result since 2026-11-30): set so that the data behave like
   the real RBFOX1 file (RNCMPT00168) under the course normalisation: the homework-default CNN and BiLSTM
   reach a best validation MSE of 0.28-0.40 and Spearman 0.55-0.72, and SetB targets reach z >= 6. Its
-  binding model is in common/sim_binding.py; PARAMS_CALIBRATED and ANCHORS say where each number comes from.
-  `--calibrate` (common/sim_calibrate.py) measures those quantities and writes them beside the real anchors.
+  binding model is in common/rna/binding.py; PARAMS_CALIBRATED and ANCHORS say where each number comes from.
+  `python -m common.rna.calibrate` measures those quantities and writes them beside the real anchors.
 - "easy" (the simulator before 2026-11-30; for tests and smoke runs only, never for results): nine listed
   sites with Auweter et al. 2006 Kd's, a weak composition term and little noise. Every model reaches its
   noise ceiling within 1-2 epochs, so the Q2 questions cannot be asked on it.
@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from . import sim_binding as sb
-from .cli import HelpFormatter
-from .rnacompete import SHEET, preprocess_intensities
-from .runio import UserError, exit_on_user_error, write_json, write_text
+import common.rna.binding as sb
+from common.rna.format import SHEET, preprocess_intensities
+from common.runfiles.files import UserError, exit_on_user_error, write_json, write_text
+from common.runfiles.flags import HelpFormatter
 
 BASES = sb.BASES
 K = sb.K
@@ -135,7 +135,7 @@ def easy_signals(rng, n, proteins, params):
 
 
 def calibrated_signals(rng, n, proteins, params):
-    """The calibrated preset (common/sim_binding.py): one shared background, then each protein's sites and noise."""
+    """The calibrated preset (common/rna/binding.py): one shared background, then each protein's sites and noise."""
     lengths, codes, seqs, windows, in_probe = probes(rng, n, params)
     access = sb.accessibility(codes, lengths, params["accessibility_penalty"])
     fractions = base_fractions(codes, lengths)
@@ -233,7 +233,7 @@ def protein_spec(name, preset):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m common.simulate_rnacompete", formatter_class=HelpFormatter,
+    p = argparse.ArgumentParser(prog="python -m common.rna.simulate", formatter_class=HelpFormatter,
                                 description="Write a simulated RNAcompete data set in the course's file format.")
     p.add_argument("--out", default="data/simulated", help="output folder")
     p.add_argument("--preset", choices=PRESETS, default="calibrated",
@@ -242,17 +242,10 @@ def main(argv=None):
     p.add_argument("--n-seta", type=int, default=120_326, help="SetA probes (as the real library)")
     p.add_argument("--n-setb", type=int, default=121_031, help="SetB probes")
     p.add_argument("--proteins", nargs="+", default=list(PROTEINS), help=f"proteins to simulate, from {list(PROTEINS)}")
-    p.add_argument("--calibrate", action="store_true",
-                   help="measure the default data against the real-data anchors (trains the default CNN and BiLSTM, "
-                        "seed 0; about 7 min of training on 2 idle CPU cores) and write figures/q2_data/calibration.{json,png}")
     args = p.parse_args(argv)
     unknown = [x for x in args.proteins if x not in PROTEINS]
     if unknown or args.n_seta < 5 or args.n_setb < 1:
         raise UserError(f"unknown proteins {unknown} (choose from {list(PROTEINS)})" if unknown else "need --n-seta >= 5 and --n-setb >= 1")
-    if args.calibrate:
-        from .sim_calibrate import calibrate  # imported here: importing this module trains nothing
-        calibrate(args.out)
-        return
     info = simulate(args.out, args.seed, args.n_seta, args.n_setb, args.proteins, preset=args.preset)
     print(f"wrote {args.out}/norm_data.txt (preset {args.preset}; {args.n_seta} SetA + {args.n_setb} SetB probes) in "
           f"{info['seconds']:.1f}s; noise ceilings (SetB Spearman): "

@@ -10,7 +10,6 @@ The course protocol, followed exactly so numbers compare with other implementati
 - split: SetA rows in file order, shuffled by numpy.random.RandomState(42); first 20% validation,
   rest train; SetB is test (96,261 / 24,065 / 121,031 on the real file).
 """
-import argparse
 import hashlib
 import json
 import warnings
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .runio import CorruptFile, UserError, exit_on_user_error, load_torch, md5_file, portable_path, save_torch
+from common.runfiles.files import CorruptFile, UserError, load_torch, md5_file, portable_path, save_torch
 
 # 3: cache holds names and data warnings; 2: course arithmetic for targets (NaN->0 before min, std + eps);
 # missing sequences = 41 x N
@@ -65,7 +64,7 @@ def read_metadata(path):
             sheet = find_sheet(book.sheet_names)
             if sheet is None:
                 raise UserError(f"{path}: no sheet '{SHEET}' (sheets: {book.sheet_names}); use the course's metadata.xlsx "
-                                f"or the RNAcompete master file (python -m common.rnacompete download)")
+                                f"or the RNAcompete master file (python -m common.rna.download)")
             meta = pd.read_excel(book, sheet_name=sheet)
     except UserError:
         raise
@@ -205,7 +204,7 @@ def read_header(path):
     with open(path, encoding="utf-8", errors="replace") as f:
         first = f.readline()
     if not first.strip():
-        raise UserError(f"{path} is empty; download it again (python -m common.rnacompete download) or copy the course file")
+        raise UserError(f"{path} is empty; download it again (python -m common.rna.download) or copy the course file")
     if "\t" not in first:
         raise UserError(f"{path} is not tab-separated (its header has no tab); norm_data.txt must be the course's "
                         f"tab-separated file")
@@ -213,7 +212,7 @@ def read_header(path):
     for col in ("Probe_Set", "RNA_Seq"):
         if col not in header:
             raise UserError(f"{path}: missing column '{col}' (has {header[:6]}{' ...' if len(header) > 6 else ''}); use the "
-                            f"course's norm_data.txt or `python -m common.rnacompete download`")
+                            f"course's norm_data.txt or `python -m common.rna.download`")
     return header
 
 
@@ -286,7 +285,7 @@ def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
     files = course_files(data_dir)
     if files is None:
         raise UserError(f"no course files in {data_dir}: put norm_data.txt and metadata.xlsx there, or generate "
-                        f"simulated ones with `python -m common.simulate_rnacompete --out {data_dir}`")
+                        f"simulated ones with `python -m common.rna.simulate --out {data_dir}`")
     norm_path, meta_path = files
     checksum = md5_file(norm_path)
     key = hashlib.md5(f"{checksum}|{md5_file(meta_path)}|{','.join(proteins)}|setA-rs42-val0.2|v{LOADER_VERSION}".encode()).hexdigest()
@@ -310,7 +309,7 @@ def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
         try:
             info = json.loads(sim.read_text())
         except (OSError, ValueError):
-            raise UserError(f"{sim} is not readable JSON; regenerate the set with `python -m common.simulate_rnacompete "
+            raise UserError(f"{sim} is not readable JSON; regenerate the set with `python -m common.rna.simulate "
                             f"--out {data_dir}`") from None
         preset = info.get("preset", "easy")
         ceilings = {n: {k: info["proteins"].get(n, {}).get(f"{k}_spearman_setB") for k in ("noise_ceiling", "sequence_ceiling")}
@@ -321,26 +320,3 @@ def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
     if ceilings:   # the simulator's noise ceiling and sequence ceiling (SetB Spearman) per protein
         record["ceilings"] = ceilings
     return splits, record
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m common.rnacompete", description="RNAcompete course-format files")
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("download", help="fetch the public norm_data.txt and master file (Ray et al. 2013) into --out")
-    d.add_argument("--out", default="data/rnacompete", help="folder for norm_data.txt, metadata.xlsx, manifest.json")
-    d.add_argument("--base-url", default=None, help="folder URL holding norm_data.txt.gz and the master file "
-                   "(default $RNACOMPETE_URL, else the Hughes lab supplementary-data folder)")
-    d.add_argument("--timeout", type=float, default=60, help="seconds to wait for the server")
-    args = p.parse_args(argv)
-    from .rnacompete_download import download  # imported here: importing this module does no network work
-    m = download(args.out, args.base_url, args.timeout)
-    if m["skipped"]:
-        print(f"{args.out}: complete download already there (manifest.json); nothing fetched")
-        return
-    for f in m["files"]:
-        print(f"{Path(args.out) / f['file']}: {f['size']:,} bytes, md5 {f['md5']} (from {f['url']})")
-    print(f"{m['columns']} columns in norm_data.txt; {m['seconds']} s. Next: python q2_1_cnn_lstm.py --data-dir {args.out}")
-
-
-if __name__ == "__main__":
-    exit_on_user_error(main)

@@ -1,11 +1,12 @@
 """Download the public RNAcompete files (Ray et al., Nature 2013) in the course's format.
 
-    python -m common.rnacompete download [--out data/rnacompete] [--base-url URL]
+    python -m common.rna.download [--out data/rnacompete] [--base-url URL]
 
 norm_data.txt.gz is streamed, gunzipped on the fly into norm_data.txt; the master file is saved as metadata.xlsx.
 Each file goes to a temporary file that is renamed only when complete and checked; manifest.json records the
 URLs, sizes and MD5s. A rerun that finds the files of its manifest complete downloads nothing.
 """
+import argparse
 import hashlib
 import os
 import time
@@ -16,8 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .rnacompete import read_header, read_metadata
-from .runio import UserError, md5_file, read_json, timestamp, write_json, write_with
+from common.rna.format import read_header, read_metadata
+from common.runfiles.files import UserError, exit_on_user_error, md5_file, read_json, timestamp, write_json, write_with
 
 BASE_URL = "http://hugheslab.ccbr.utoronto.ca/supplementary-data/RNAcompete_eukarya/"
 URL_VAR = "RNACOMPETE_URL"
@@ -119,3 +120,24 @@ def download(out="data/rnacompete", url=None, timeout=60, progress=None):
                 "source": "Ray et al., Nature 2013 (RNAcompete), supplementary data"}
     write_json(manifest_path, manifest)
     return {**manifest, "skipped": False}
+
+
+def main(argv=None):
+    d = p = argparse.ArgumentParser(prog="python -m common.rna.download",
+                                    description="fetch the public norm_data.txt and master file (Ray et al. 2013) into --out")
+    d.add_argument("--out", default="data/rnacompete", help="folder for norm_data.txt, metadata.xlsx, manifest.json")
+    d.add_argument("--base-url", default=None, help="folder URL holding norm_data.txt.gz and the master file "
+                   "(default $RNACOMPETE_URL, else the Hughes lab supplementary-data folder)")
+    d.add_argument("--timeout", type=float, default=60, help="seconds to wait for the server")
+    args = p.parse_args(argv)
+    m = download(args.out, args.base_url, args.timeout)
+    if m["skipped"]:
+        print(f"{args.out}: complete download already there (manifest.json); nothing fetched")
+        return
+    for f in m["files"]:
+        print(f"{Path(args.out) / f['file']}: {f['size']:,} bytes, md5 {f['md5']} (from {f['url']})")
+    print(f"{m['columns']} columns in norm_data.txt; {m['seconds']} s. Next: python q2_1_cnn_lstm.py --data-dir {args.out}")
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)

@@ -1,0 +1,1 @@
+"""BloodMNIST: the data as tensors and the Q1 CNNs."""

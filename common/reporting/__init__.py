@@ -1,0 +1,1 @@
+"""Statistics, comparisons and figures, drawn from the run records (the top layer)."""

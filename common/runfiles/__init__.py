@@ -1,0 +1,1 @@
+"""Run bookkeeping: files, locks, provenance, records, flags, search storage (the bottom layer)."""

@@ -1,0 +1,63 @@
+"""The flags every script shares, and their argument types."""
+import argparse
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each flag's default written once: "(default: X)" is added only where the help text does not
+    already give it as "(default ...)"."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if "(default" in text else super()._get_help_string(action)
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_common_args(p, *, epochs, batch_size, lr):
+    """The flags every script has. Defaults are the homework protocol."""
+    p.add_argument("--epochs", type=positive_int, default=epochs,
+                   help=f"training epochs (default {epochs or 'per model, see above'}, the homework protocol)")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                   help=f"minibatch size (default {batch_size or 'from the configuration, see above'})")
+    p.add_argument("--lr", type=positive_float, default=lr,
+                   help=f"Adam learning rate (default {lr or 'from the configuration, see above'})")
+    p.add_argument("--seed", type=int, default=0, help="seed for random, numpy, torch and batch order (default 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="several seeds: one run per seed under <variant>/seed<k>/, plus <variant>/aggregate.json (mean ± std)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                   help="training device; auto picks cuda, then mps, then cpu")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="autocast precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX) for the models where it "
+                        "measured faster (Q1 CNNs, BiLSTM), else fp32 (the Q2 CNN, and CUDA: measured faster there)")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="channels_last memory format for 2D convs; auto = on")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--malloc", choices=["auto", "keep", "default"], default="auto",
+                   help="glibc malloc: keep = reuse freed memory instead of returning blocks over 32 MB to the OS "
+                        "(Q1.1 on CPU: 24.6 -> 14.9 s/epoch in the benchmark, README); auto = keep on Linux with glibc")
+    p.add_argument("--out-dir", default="figures", help="where metrics.json files and figures go (default figures/)")
+    p.add_argument("--run-dir", default="runs", help="where per-epoch checkpoints go, for --resume (default runs/)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1,
+                   help="write the --resume checkpoint every N epochs (the Q1.1 one is ~400 MB with Adam state)")
+    p.add_argument("--note", default="", help="free text stored in metrics.json (e.g. that the run shared its GPU)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 epochs on a small subset; outputs go to <experiment>_quick")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last completed epoch")
+    p.add_argument("--force", action="store_true", help="replace a finished run's metrics.json (refused otherwise)")
+    return p
+
+
+def seeds_of(args):
+    """The list of seeds to run: --seeds if given, else [--seed]."""
+    return list(args.seeds) if args.seeds else [args.seed]

@@ -1,0 +1,1 @@
+"""The one training loop, its device and precision choice, and the masked metrics."""
