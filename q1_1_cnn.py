@@ -31,15 +31,12 @@ from common.blood.models import BloodCNN, count_params
 from common.reporting.plots import plot_q1_curves
 from common.runfiles.files import UserError, exit_on_user_error, write_json
 from common.runfiles.flags import HelpFormatter, add_common_args, seeds_of
+from common.runfiles.lifecycle import RunFiles, run_once
 from common.runfiles.records import (
     experiment_name,
-    guard_finished,
-    kept_record,
-    lock_run,
     metrics_record,
     run_dirs,
     write_aggregate,
-    write_interrupted,
 )
 from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, autocast, fit, make_adam, stop_on_sigterm
@@ -105,23 +102,17 @@ def use_cuda_graphs(flag, device):
 
 
 def train_variant(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, multi):
+    """One seed of one variant through the shared run lifecycle -> its finished record (or None at a deadline)."""
     metrics_dir, ckpt = run_dirs(args.out_dir, args.run_dir, experiment, variant, seed, multi)
-    with lock_run(metrics_dir, ckpt.parent):   # a second process on this run refuses at once
-        return train_locked(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last,
-                            metrics_dir, ckpt)
-
-
-def train_locked(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, metrics_dir, ckpt):
+    files = RunFiles(metrics_dir / "metrics.json", ckpt)
     cuda_graphs = use_cuda_graphs(args.cuda_graphs, device)
-    guard_finished(metrics_dir / "metrics.json", args)
-    seed_everything(seed)
-    model = BloodCNN(pool=pool, softmax=(variant == "softmax")).to(device)
     mf = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=mf)
     (xtr, ytr), (xva, yva), (xte, yte) = (data[s] for s in ("train", "val", "test"))
     xtr, xva, xte = (x.contiguous(memory_format=mf) for x in (xtr, xva, xte))
-    optimizer = make_adam(model.parameters(), args.lr, device, capturable=cuda_graphs != "off")
     loss_fn = nn.CrossEntropyLoss()
+    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision,
+                    cuda_graphs=cuda_graphs, stop_at=args.stop_at)
+    state = {}
 
     def loss_of_batch(m, idx):
         return loss_fn(m(xtr[idx]).float(), ytr[idx])
@@ -130,49 +121,37 @@ def train_locked(args, experiment, pool, variant, seed, data, data_record, devic
         va, te = accuracy_and_loss(m, xva, yva), accuracy_and_loss(m, xte, yte)
         return {"val_loss": va["loss"], "val_acc": va["acc"], "test_acc": te["acc"], "val_pred_counts": va["pred_counts"]}
 
-    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision,
-                    cuda_graphs=cuda_graphs, stop_at=args.stop_at)
-    config = {**vars(args), "variant": variant, "seed": seed, "pool": pool, "precision": precision,
-              "channels_last": channels_last, "optimizer": type(optimizer).__name__, "fused_adam": optimizer.defaults.get("fused"),
-              "cuda_graphs": cuda_graphs}
-    started, params = time.time(), count_params(model)
-
-    def record(result):
+    def record(result, finished=False):
         h, b = result["history"], result["best"]
-        return metrics_record(experiment, variant, config, data_record, device, seed, params, result, started, extra={
+        rec = metrics_record(experiment, variant, state["config"], data_record, device, seed, state["params"], result,
+                             state["started"], extra={
             "test": {"acc": h[b["epoch"] - 1]["test_acc"], "epoch": b["epoch"]},   # test of the best-val checkpoint
             "final": {"test_acc": h[-1]["test_acc"], "val_acc": h[-1]["val_acc"], "epoch": h[-1]["epoch"]},
             "cuda_graphs_used": result.get("cuda_graphs_used", False), "cuda_graphs_fallback": result.get("cuda_graphs_fallback")})
+        if finished:   # test once, for the selected checkpoint: MedMNIST's ACC and AUC and the confusion matrix
+            rec["test"].update(selected_test_report(state["model"], result["best_state"], xte, yte, variant == "softmax",
+                                                    device, precision))
+        return rec
 
     def on_epoch(result):
         r = result["history"][-1]
         print(f"{experiment} {variant:7s} seed {seed} epoch {r['epoch']:3d}/{cfg.epochs} "
               f"loss {r['train_loss']:.4f} val_acc {r['val_acc']:.4f} test_acc {r['test_acc']:.4f} {r['seconds']:.1f}s", flush=True)
-        write_json(metrics_dir / "metrics.json", record(result))
+        write_json(files.metrics, record(result))   # status "running", so a long run can be followed
 
-    try:
-        result = fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device, ckpt, args.resume, on_epoch,
-                     ckpt_every=args.checkpoint_every)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the last finished epoch is saved: rerun with --resume to continue ({ckpt})")
-        raise SystemExit(130) from None
-    if result.get("interrupted"):
-        write_interrupted(metrics_dir / "metrics.json", record(result), ckpt)
-        raise SystemExit(143)
-    if result.get("stopped_at_deadline"):
-        print(f"{experiment} {variant} seed {seed}: stopped at --stop-at after epoch {len(result['history'])}; "
-              f"rerun with --resume to continue ({ckpt})")
-        return None
-    kept = kept_record(metrics_dir / "metrics.json", result)   # --resume met a finished run: leave its file as it is
-    if kept is not None:
-        print(f"{experiment} {variant} seed {seed}: finished earlier ({len(result['history'])} epochs); its metrics are kept")
-        return kept
-    rec = record(result)
-    # Test once, for the selected checkpoint: MedMNIST's ACC and AUC and the confusion matrix.
-    rec["test"].update(selected_test_report(model, result["best_state"], xte, yte, variant == "softmax", device, precision))
-    rec["status"] = "complete"
-    write_json(metrics_dir / "metrics.json", rec)
-    return rec
+    def train(from_checkpoint):
+        seed_everything(seed)
+        model = BloodCNN(pool=pool, softmax=(variant == "softmax")).to(device).to(memory_format=mf)
+        optimizer = make_adam(model.parameters(), args.lr, device, capturable=cuda_graphs != "off")
+        state.update(model=model, started=time.time(), params=count_params(model), config={
+            **vars(args), "variant": variant, "seed": seed, "pool": pool, "precision": precision,
+            "channels_last": channels_last, "optimizer": type(optimizer).__name__,
+            "fused_adam": optimizer.defaults.get("fused"), "cuda_graphs": cuda_graphs})
+        return fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device, files.checkpoint, from_checkpoint,
+                   on_epoch, ckpt_every=args.checkpoint_every)
+
+    return run_once(files, resume=args.resume, force=args.force, train=train, record=record,
+                    label=f"{experiment} {variant} seed {seed}")
 
 
 def main(argv=None, pool=False, base="q1_1", description=__doc__):

@@ -35,7 +35,7 @@ from common.runfiles.flags import HelpFormatter, add_common_args
 from common.runfiles.provenance import environment
 from common.runfiles.records import experiment_name, lock_run
 from common.training.device import seed_everything, setup_device
-from common.training.loop import FitConfig, fit, make_adam
+from common.training.loop import FitConfig, fit, make_adam, stop_on_sigterm
 
 MODELS = {"q1_1": False, "q1_2": True}        # name: MaxPool after each block
 STUDY_EPOCHS = {"q1_1": 2, "q1_2": 5}          # short runs: long enough that a run's class has settled
@@ -91,6 +91,8 @@ def run_one(args, name, variant, seed, data, device, precision, data_record):
     started = time.time()
     result = fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device)
     hook.remove()
+    if result["interrupted"]:   # SIGTERM: this run is short and keeps no checkpoint; it is simply not written
+        return None
     model.eval()
     with torch.inference_mode():
         out = torch.cat([model(xva[s:s + 2048]).float() for s in range(0, len(xva), 2048)])
@@ -115,6 +117,10 @@ def run_all(args, out, data, device, precision, data_record):
                 if path.is_file() and not args.force:
                     continue
                 rec = run_one(args, name, variant, seed, data, device, precision, data_record)
+                if rec is None:
+                    print(f"SIGTERM: stopped during {name} {variant} seed {seed}, which is not written; the runs "
+                          f"written before it are kept, and the same command runs the rest", flush=True)
+                    raise SystemExit(143)
                 write_json(path, rec)
                 print(f"{name} {variant:7s} seed {seed:3d}: {rec['outcome']:9s} val_acc {rec['val_acc']:.4f} "
                       f"top-class fraction {rec['history'][-1]['val_top_class_fraction']:.3f} "
@@ -124,6 +130,7 @@ def run_all(args, out, data, device, precision, data_record):
 def main(argv=None):
     args = parse_args(argv)
     device, precision = setup_device(args)
+    stop_on_sigterm()
     data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
     data = {s: (x.contiguous(memory_format=torch.channels_last), y) for s, (x, y) in data.items()}
     out = Path(args.out_dir) / experiment_name("q1_softmax_study", args.quick)

@@ -41,7 +41,8 @@ from common.rna.fit import load_q2, test_report, train_rna
 from common.rna.models import HOMEWORK_DEFAULT_HP, build_rna_model
 from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json, write_text
 from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
-from common.runfiles.records import experiment_name, finished_record, guard_finished, kept_record, lock_run, metrics_record, write_aggregate
+from common.runfiles.lifecycle import RunFiles, run_once
+from common.runfiles.records import experiment_name, finished_record, guard_finished, lock_run, metrics_record, write_aggregate
 from common.runfiles.search import (
     FINISHED,
     fail_and_retry_orphans,
@@ -55,7 +56,7 @@ from common.runfiles.search import (
     worker_threads,
 )
 from common.training.device import resolve_precision, seed_everything, setup_device
-from common.training.loop import STOP, FitConfig, early_stopped, stop_on_sigterm
+from common.training.loop import STOP, FitConfig, early_stopped, epoch_printer, stop_on_sigterm
 
 EPOCHS = {"cnn": 25, "lstm": 50}
 
@@ -330,36 +331,31 @@ def retrain_seeds(args, name, config, record, data, device, experiment, params, 
     variant = variant or name
     out = Path(args.out_dir) / experiment / variant
     ceiling = record.get("noise_ceiling")
-    for seed in args.seeds:
-        path = out / f"seed{seed}" / "metrics.json"
-        guard_finished(path, args)
-        ckpt = Path(args.run_dir) / experiment / variant / f"seed{seed}" / "checkpoint.pt"
-        seed_everything(seed)
+    for seed in args.seeds:   # each seed through the shared run lifecycle (SIGTERM: an interrupted record, exit 143)
+        files = RunFiles.under(args.out_dir, args.run_dir, experiment, variant, f"seed{seed}")
         cfg = FitConfig(epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, select="val_spearman",
                         patience=args.patience, precision=config["precision"])
-        t0 = time.time()
+        state = {}
 
-        def on_epoch(result, seed=seed, cfg=cfg):   # called within this iteration only
-            r = result["history"][-1]
-            print(f"{variant} seed {seed} epoch {r['epoch']:2d}/{cfg.epochs} loss {r['train_loss']:.4f} val_loss "
-                  f"{r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
+        def train(from_checkpoint, seed=seed, cfg=cfg, files=files, state=state):   # called within this iteration
+            seed_everything(seed)
+            state["t0"] = time.time()
+            state["model"], res = train_rna(name, config["hp"], config["lr"], data, cfg, device, ckpt=files.checkpoint,
+                                            resume=from_checkpoint, on_epoch=epoch_printer(
+                                                f"{variant} seed {seed}", cfg.epochs, ("train_loss", "val_loss", "val_spearman")))
+            return res
 
-        m, res = train_rna(name, config["hp"], config["lr"], data, cfg, device, ckpt=ckpt,
-                           resume=args.resume and ckpt.is_file(), on_epoch=on_epoch)
-        if res["interrupted"]:   # its checkpoint is kept: --resume continues this seed from that epoch
-            raise SearchInterrupted(f"{variant} seed {seed} stopped by SIGTERM after epoch {len(res['history'])} (its "
-                                    f"checkpoint and the seeds finished before it are saved); continue with the same "
-                                    f"command and --resume")
-        test = test_report(m, res["best_state"], data["test"])
-        seed_rec = kept_record(path, res)
-        if seed_rec is not None:
-            print(f"{variant} seed {seed}: finished earlier ({len(res['history'])} epochs); its metrics are kept")
-            continue
-        seed_rec = metrics_record(experiment, variant, {**config, "seed": seed}, record, device, seed, params, res, t0,
-                                  extra={"status": "complete", "test": test, "noise_ceiling": ceiling})
-        write_json(path, seed_rec)
-        print(f"{variant} seed {seed}: val Spearman {res['best']['val_spearman']:.4f} (epoch {res['best']['epoch']}), "
-              f"test Spearman {seed_rec['test']['spearman']:.4f}, {seed_rec['seconds_per_epoch_median']:.1f} s/epoch", flush=True)
+        def record_of(res, finished, seed=seed, state=state):
+            extra = {"test": test_report(state["model"], res["best_state"], data["test"]), "noise_ceiling": ceiling} \
+                if finished else {}
+            return metrics_record(experiment, variant, {**config, "seed": seed}, record, device, seed, params, res,
+                                  state["t0"], extra=extra)
+
+        rec = run_once(files, resume=args.resume, force=args.force, train=train, record=record_of,
+                       label=f"{variant} seed {seed}")
+        if rec is not None and "t0" in state:
+            print(f"{variant} seed {seed}: val Spearman {rec['best']['val_spearman']:.4f} (epoch {rec['best']['epoch']}), "
+                  f"test Spearman {rec['test']['spearman']:.4f}, {rec['seconds_per_epoch_median']:.1f} s/epoch", flush=True)
     agg = write_aggregate(out, ["test.spearman", "test.pearson", "test.mse", "best.val_spearman"])
     print(f"{variant}: test Spearman over seeds {agg['seeds']}: {agg['metrics']['test.spearman']['mean']:.4f} "
           f"± {agg['metrics']['test.spearman']['std']:.4f}")

@@ -41,23 +41,14 @@ from common.reporting.q2_2_design import first_epoch_at
 from common.rna.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
 from common.rna.fit import load_q2, predict, test_report, train_rna
 from common.rna.format import decode
-from common.rna.models import HOMEWORK_DEFAULT_HP
-from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, timestamp, write_json
+from common.rna.models import HOMEWORK_DEFAULT_HP, build_rna_model
+from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, source_name, timestamp, write_json
 from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
+from common.runfiles.lifecycle import RunFiles, run_once
 from common.runfiles.provenance import code_version
-from common.runfiles.records import (
-    experiment_name,
-    guard_finished,
-    kept_record,
-    load_runs,
-    lock_run,
-    metrics_record,
-    run_dirs,
-    write_aggregate,
-    write_interrupted,
-)
+from common.runfiles.records import experiment_name, load_runs, metrics_record, write_aggregate
 from common.training.device import seed_everything, setup_device
-from common.training.loop import FitConfig, stop_on_sigterm
+from common.training.loop import FitConfig, epoch_printer, stop_on_sigterm
 
 AGG_KEYS = ["test.spearman", "test.pearson", "best.val_spearman", "train_seconds"]
 HOMEWORK_DEFAULT = HOMEWORK_DEFAULT_HP["lstm"]   # with lr 1e-3, batch 64
@@ -123,48 +114,56 @@ def where_attention_looks(model, split, seqs):
             "map_probes": map_probes(weights, seqs, pred)}
 
 
-def train_seed(args, experiment, variant, folder, seed, hp, lr, batch_size, hp_source, data, record, device, precision):
-    """One seed of one variant, under its run lock -> its metrics record (new, or kept from an earlier call)."""
-    metrics_dir, ckpt = run_dirs(args.out_dir, args.run_dir, experiment, folder, seed, True)
-    with lock_run(metrics_dir, ckpt.parent):   # a second process on this run refuses at once
-        guard_finished(metrics_dir / "metrics.json", args)
+def train_seed(args, experiment, variant, folder, seed, setting, data, record, device, precision):
+    """One seed of one variant through the shared run lifecycle -> its metrics record (new, or kept)."""
+    hp, lr, batch_size, hp_source = setting
+    files = RunFiles.under(args.out_dir, args.run_dir, experiment, folder, f"seed{seed}")
+    cfg = FitConfig(epochs=args.epochs, batch_size=batch_size, seed=seed, select="val_spearman", precision=precision)
+    config = {**vars(args), "variant": variant, "folder": folder, "seed": seed, "hp": hp, "lr": lr, "batch_size": batch_size,
+              "hp_source": hp_source, "precision": precision}
+    state = {}
+
+    def train(from_checkpoint):
         seed_everything(seed)
-        cfg = FitConfig(epochs=args.epochs, batch_size=batch_size, seed=seed, select="val_spearman", precision=precision)
-        started = time.time()
-        config = {**vars(args), "variant": variant, "folder": folder, "seed": seed, "hp": hp, "lr": lr, "batch_size": batch_size,
-                  "hp_source": hp_source, "precision": precision}
+        state["started"] = time.time()
+        state["model"], result = train_rna(variant, hp, lr, data, cfg, device, on_epoch=epoch_printer(f"{folder:19s} seed {seed}",
+                                           args.epochs, ("train_loss", "val_loss", "val_spearman")), ckpt=files.checkpoint,
+                                           resume=from_checkpoint, ckpt_every=args.checkpoint_every)
+        return result
 
-        def on_epoch(result):
-            r = result["history"][-1]
-            print(f"{folder:19s} seed {seed} epoch {r['epoch']:2d}/{args.epochs} loss {r['train_loss']:.4f} "
-                  f"val_loss {r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
+    def make_record(result, finished):
+        model = state["model"]
+        extra = {}
+        if finished:
+            extra["test"] = test_report(model, result["best_state"], data["test"])   # also loads the selected weights
+            if hp.get("attention_heads"):
+                extra["attention"] = where_attention_looks(model, data["test"], decode(data["test"]["x"], data["test"]["valid"]))
+        return metrics_record(experiment, variant, config, record, device, seed, sum(p.numel() for p in model.parameters()),
+                              result, state["started"], extra=extra)
 
-        model, result = train_rna(variant, hp, lr, data, cfg, device, on_epoch=on_epoch, ckpt=ckpt,
-                                  resume=args.resume and ckpt.is_file(), ckpt_every=args.checkpoint_every)
-        params = sum(p.numel() for p in model.parameters())
-        if result["interrupted"]:
-            write_interrupted(metrics_dir / "metrics.json",
-                              metrics_record(experiment, variant, config, record, device, seed, params, result, started), ckpt)
-            raise SystemExit(143)
-        test = test_report(model, result["best_state"], data["test"])   # also loads the selected weights
-        rec = kept_record(metrics_dir / "metrics.json", result)
-        if rec is not None:
-            print(f"{folder:19s} seed {seed}: finished earlier ({len(result['history'])} epochs); its metrics are kept")
-            if hp.get("attention_heads") and rec.get("attention", {}).get("statistic_version") != STATISTIC_VERSION:
-                # an older definition of where attention looks: recompute it from the selected weights (test_report
-                # loaded them), leaving every other field of the record as it was
-                rec["attention"] = where_attention_looks(model, data["test"], decode(data["test"]["x"], data["test"]["valid"]))
-                rec["attention_recomputed"] = {"written": timestamp(), "code": code_version(),
-                                               "from": f"the selected weights in {ckpt}"}
-                write_json(metrics_dir / "metrics.json", rec)
-                print(f"{folder:19s} seed {seed}: attention statistics recomputed (version {STATISTIC_VERSION})")
-            return rec
-        extra = {"status": "complete", "test": test}
-        if hp.get("attention_heads"):   # model holds its selected weights (test_report)
-            extra["attention"] = where_attention_looks(model, data["test"], decode(data["test"]["x"], data["test"]["valid"]))
-        rec = metrics_record(experiment, variant, config, record, device, seed, params, result, started, extra=extra)
-        write_json(metrics_dir / "metrics.json", rec)
+    rec = run_once(files, resume=args.resume, force=args.force, train=train, record=make_record,
+                   label=f"{folder:19s} seed {seed}")
+    if hp.get("attention_heads") and rec.get("attention", {}).get("statistic_version") != STATISTIC_VERSION:
+        rec = recompute_attention(rec, files, variant, hp, data, device)
+    return rec
+
+
+def recompute_attention(rec, files, variant, hp, data, device):
+    """A finished record with an older definition of where attention looks: recompute it from the selected weights
+    in its checkpoint, leaving every other field as it was (without the checkpoint the record stays as it is)."""
+    if not files.checkpoint.is_file():
+        print(f"{files.metrics.parent}: attention statistic version {rec.get('attention', {}).get('statistic_version')} "
+              f"kept (no checkpoint at {files.checkpoint} to recompute version {STATISTIC_VERSION} from)")
         return rec
+    ck = load_torch(files.checkpoint, "rerun this seed with --force to remake it", weights_only=False)
+    model = build_rna_model(variant, **hp).to(device)
+    model.load_state_dict(ck["best_state"])
+    model.eval()
+    rec["attention"] = where_attention_looks(model, data["test"], decode(data["test"]["x"], data["test"]["valid"]))
+    rec["attention_recomputed"] = {"written": timestamp(), "code": code_version(), "from": f"the selected weights in {files.checkpoint}"}
+    write_json(files.metrics, rec)
+    print(f"{files.metrics.parent}: attention statistics recomputed (version {STATISTIC_VERSION})")
+    return rec
 
 
 def summarise(out, thresholds, record):
@@ -204,7 +203,7 @@ def main(argv=None):
     for variant in args.variants:
         folder, arm_hp = arm(variant, args)
         for seed in args.seeds:
-            train_seed(args, experiment, variant, folder, seed, {**hp, **arm_hp}, lr, batch_size, hp_source, data,
+            train_seed(args, experiment, variant, folder, seed, ({**hp, **arm_hp}, lr, batch_size, hp_source), data,
                        record, device, precision)
         write_aggregate(out / folder, AGG_KEYS)
 

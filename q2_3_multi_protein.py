@@ -44,7 +44,8 @@ from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEW
 from common.rna.multi import K, MultiProteinModel, kmer_descriptors, profile_scores, protein_label, train_multi
 from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, write_json, write_text
 from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
-from common.runfiles.records import experiment_name, finished_record, guard_finished, lock_run, metrics_record, write_interrupted
+from common.runfiles.lifecycle import RunFiles, run_once
+from common.runfiles.records import experiment_name, metrics_record
 from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, stop_on_sigterm
 from common.training.metrics import regression_report
@@ -121,32 +122,10 @@ def profile_only(data, profiles, names, record, experiment):
             "proteins": rows}
 
 
-class Arm:
-    """One training run's files and lifecycle: refuse to overwrite a finished run, keep it under --resume, continue
-    from the checkpoint, write an interrupted record on SIGTERM (exit 143) or the complete record."""
-
-    def __init__(self, args, out, runs, folder):
-        self.args, self.metrics, self.ckpt = args, out / folder / "metrics.json", runs / folder / "checkpoint.pt"
-
-    def kept(self):
-        rec = finished_record(self.metrics)
-        if rec is not None and self.args.resume and not self.args.force:
-            print(f"{self.metrics.parent}: finished earlier ({rec['epochs_run']} epochs); its metrics are kept")
-            return rec
-        guard_finished(self.metrics, self.args)
-        return None
-
-    def save(self, rec, result):
-        if result["interrupted"]:
-            write_interrupted(self.metrics, rec, self.ckpt)
-            raise SystemExit(143)
-        best, n = result["best"]["epoch"], len(result["history"])
-        converged = bool(result["stopped_early"]) or best < n
-        rec.update(status="complete", best_epoch=best, converged=converged)
-        if not converged:
-            print(f"{self.metrics.parent}: NOT converged (best epoch {best} is its last of {n}); raise --epochs")
-        write_json(self.metrics, rec)
-        return rec
+def convergence(result):
+    """Best epoch, and whether the run converged: it stopped early, or its best epoch came before its last."""
+    best, n = result["best"]["epoch"], len(result["history"])
+    return {"best_epoch": best, "converged": bool(result["stopped_early"]) or best < n}
 
 
 def protocol(args, seed, out, runs, data, record, device, precision, experiment, enc, names, profiles):
@@ -169,34 +148,45 @@ def protocol(args, seed, out, runs, data, record, device, precision, experiment,
         return metrics_record(experiment, variant, config, record, device, seed, sum(p.numel() for p in model.parameters()),
                               result, started, extra=extra)
 
-    def multi(folder, variant, train_cols, protein, extra):
-        arm = Arm(args, out, runs, folder)
-        with lock_run(arm.metrics.parent, arm.ckpt.parent):
-            if (rec := arm.kept()) is not None:
-                return rec
+    def arm(folder, variant, train, test_of):
+        """One arm through the shared run lifecycle; train(from_checkpoint) -> (model, fit result)."""
+        files, state = RunFiles(out / folder / "metrics.json", runs / folder / "checkpoint.pt"), {}
+
+        def run(from_checkpoint):
             seed_everything(seed)
-            started = time.time()
+            state["started"] = time.time()
+            state["model"], result = train(from_checkpoint, files.checkpoint)
+            return result
+
+        def record(result, finished):
+            extra = {"arm": folder, **(test_of(state["model"], result) | convergence(result) if finished else {})}
+            return record_of(variant, state["model"], result, state["started"], extra)
+
+        rec = run_once(files, resume=args.resume, force=args.force, train=run, record=record, label=f"seed {seed} {folder}")
+        if not rec.get("converged", True):
+            print(f"seed {seed} {folder}: NOT converged (best epoch {rec['best_epoch']} is its last of {rec['epochs_run']}); "
+                  f"raise --epochs", flush=True)
+        return rec
+
+    def multi(folder, variant, train_cols, protein, extra):
+        def train(from_checkpoint, ckpt):
             model = MultiProteinModel(args.encoder, hp, P, protein=protein, descriptors=profiles if protein == "profile" else None)
-            result = train_multi(model, data, train_cols, lr, cfg, device, log(folder), arm.ckpt,
-                                 args.resume and arm.ckpt.is_file())
+            return model, train_multi(model, data, train_cols, lr, cfg, device, log(folder), ckpt, from_checkpoint)
+
+        def test_of(model, result):
             model.load_state_dict(result["best_state"])
             test = per_protein_test(model, data["test"], names)
-            return arm.save(record_of(variant, model, result, started, {"arm": folder, "test": test, **extra(test)}), result)
+            return {"test": test, **extra(test)}
+        return arm(folder, variant, train, test_of)
 
     seen = multi("seen", "multi_identity", list(range(P)), "identity", lambda test: {})
     single = {}
     for j, name in enumerate(names):
-        arm = Arm(args, out, runs, f"single/{name}")
-        with lock_run(arm.metrics.parent, arm.ckpt.parent):
-            if (rec := arm.kept()) is None:
-                seed_everything(seed)
-                started = time.time()
-                model, result = train_rna(args.encoder, hp, lr, data, cfg, device, col=j, on_epoch=log(f"single {name}"),
-                                          ckpt=arm.ckpt, resume=args.resume and arm.ckpt.is_file())
-                rec = arm.save(record_of(f"single_{name}", model, result, started,
-                                         {"arm": f"single/{name}", "test": test_report(model, result["best_state"],
-                                                                                       data["test"], col=j)}), result)
-            single[name] = rec
+        single[name] = arm(f"single/{name}", f"single_{name}",
+                           lambda from_checkpoint, ckpt, j=j, name=name: train_rna(
+                               args.encoder, hp, lr, data, cfg, device, col=j, on_epoch=log(f"single {name}"), ckpt=ckpt,
+                               resume=from_checkpoint),
+                           lambda model, result, j=j: {"test": test_report(model, result["best_state"], data["test"], col=j)})
     fewshot = {}
     for name in args.holdout or names:
         train_cols = [i for i in range(P) if names[i] != name]

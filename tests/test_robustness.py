@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -232,3 +233,46 @@ def test_records_never_name_a_storage_url():
             "--storage=mysql://u:p@h/db", "--trials", "5", "runs/journal.log"]
     assert redacted_argv(argv) == ["q2_1_cnn_lstm.py", "--storage", "postgresql+psycopg2://(redacted)",
                                    "--storage=mysql://(redacted)", "--trials", "5", "runs/journal.log"]
+
+
+def _sigterm_after(cmd, first_line, tmp_path):
+    """Start cmd, send SIGTERM once stdout shows first_line, and return (returncode, stdout, stderr)."""
+    import signal
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    p = subprocess.Popen([sys.executable, *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out = []
+    for line in p.stdout:
+        out.append(line)
+        if first_line in line:
+            p.send_signal(signal.SIGTERM)
+            break
+    rest, err = p.communicate(timeout=300)
+    return p.returncode, "".join(out) + rest, err
+
+
+def _no_half_written_file(folder):
+    files = [f for f in Path(folder).rglob("*") if f.is_file()]
+    assert not [f for f in files if f.name.endswith(".tmp")], "a temporary file was left behind"
+    for f in files:
+        if f.suffix == ".json":
+            json.loads(f.read_text())   # every record parses: none is half written
+    return files
+
+
+@pytest.mark.parametrize("script, first_line", [("q2_3_multi_protein.py", "epoch  1/2"),
+                                                 ("q1_softmax_study.py", "seed   0:")])
+def test_sigterm_ends_without_traceback_and_leaves_no_half_written_file(script, first_line, tmp_path, blood_npz):
+    from common.rna.simulate import simulate
+    if script.startswith("q2"):
+        simulate(tmp_path / "sim", seed=5, n_seta=500, n_setb=300)
+        data = ["--data-dir", str(tmp_path / "sim"), "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1"]
+    else:
+        data = ["--npz", str(blood_npz), "--epochs", "3"]
+    rc, out, err = _sigterm_after([script, "--quick", *data, "--out-dir", str(tmp_path / "f"), "--run-dir",
+                                   str(tmp_path / "r"), "--device", "cpu"], first_line, tmp_path)
+    assert rc in (0, 143) and "Traceback" not in err, (rc, err[-1500:])
+    assert rc == 143, f"SIGTERM came after the last epoch; make the run longer ({out[-500:]})"
+    files = _no_half_written_file(tmp_path / "f")
+    if script.startswith("q2"):   # the arm SIGTERM stopped says so, and --resume continues it
+        interrupted = [f for f in files if f.name == "metrics.json" and json.loads(f.read_text())["status"] == "interrupted"]
+        assert len(interrupted) == 1 and "--resume" in out

@@ -43,6 +43,15 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+def epoch_printer(prefix, epochs, keys):
+    """fit()'s on_epoch that prints one line per epoch: prefix, epoch/epochs, the history keys given, seconds."""
+    def on_epoch(result):
+        r = result["history"][-1]
+        values = " ".join(f"{k.replace('train_', '')} {r[k]:.4f}" for k in keys if k in r)
+        print(f"{prefix} epoch {r['epoch']:{max(2, len(str(epochs)))}d}/{epochs} {values} {r['seconds']:.1f}s", flush=True)
+    return on_epoch
+
+
 def autocast(device, precision, cache_enabled=True):
     if precision == "bf16":   # inside a CUDA graph capture autocast's weight cache must be off
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
