@@ -20,7 +20,6 @@ epoch (CPU bf16 / H100 fp32, seed 0); the softmax variant is seed-dependent: see
 (0.189). 25,785,672 parameters. Time: ~53 min per variant on a 2-core Zen 5 CPU (15.8 s/epoch), 80 s on an H100.
 """
 import argparse
-import sys
 import time
 
 import torch
@@ -30,7 +29,7 @@ from common.blood.data import classification_report, load_bloodmnist
 from common.blood.models import BloodCNN, count_params
 from common.reporting.plots import plot_q1_curves
 from common.runfiles.files import UserError, exit_on_user_error, write_json
-from common.runfiles.flags import HelpFormatter, add_common_args, seeds_of
+from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, seeds_of
 from common.runfiles.lifecycle import RunFiles, run_once
 from common.runfiles.records import (
     experiment_name,
@@ -56,11 +55,8 @@ def parse_args(argv, description):
     p.add_argument("--stop-at", type=float, default=0.0,
                    help="wall-clock time (seconds since 1970) after which to stop at the end of an epoch, with a "
                         "checkpoint; --resume continues (used by bench/gpu_protocol.py to keep within a time budget)")
-    add_common_args(p, epochs=200, batch_size=64, lr=1e-3)
-    args = p.parse_args(argv)
-    if args.quick and "--epochs" not in (sys.argv[1:] if argv is None else argv):
-        args.epochs = 2
-    return args
+    add_common_args(p, epochs=200, batch_size=64, lr=1e-3, quick_epochs=2, checkpoint_every=True, channels_last=True)
+    return parse_flags(p, argv)
 
 
 def accuracy_and_loss(model, x, y, chunk=2048, n_classes=8):

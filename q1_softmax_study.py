@@ -19,7 +19,6 @@ figures/q1_softmax_study/<model>/<variant>/seed<k>.json, summary.json, outcomes.
 gradients.png. Time on the 2-core CPU: about 16 s per Q1.1 epoch and 2 s per Q1.2 epoch.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from common.blood.models import BloodCNN, count_params
 from common.reporting.plots_study import plot_gradients, plot_mechanism, plot_outcomes
 from common.reporting.study import classify_outcome, load_study, summarise_variant
 from common.runfiles.files import UserError, exit_on_user_error, timestamp, write_json
-from common.runfiles.flags import HelpFormatter, add_common_args
+from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags
 from common.runfiles.provenance import environment
 from common.runfiles.records import experiment_name, lock_run
 from common.training.device import seed_everything, setup_device
@@ -49,13 +48,10 @@ def parse_args(argv):
                    help="softmax: the mistake under study; logits: the control on the same seeds")
     p.add_argument("--npz", default=None, help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
     p.add_argument("--data-dir", default="data", help="where the downloaded npz is cached")
-    add_common_args(p, epochs=None, batch_size=64, lr=1e-3)
-    args = p.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
+    add_common_args(p, epochs=None, batch_size=64, lr=1e-3, quick_epochs=1, checkpoints=False)
+    args = parse_flags(p, argv)
     if args.seeds is None:
         args.seeds = [0, 1, 2] if args.quick else list(range(20))
-    if args.quick and "--epochs" not in given:
-        args.epochs = 1
     return args
 
 

@@ -40,7 +40,7 @@ from common.reporting.plots_q2 import plot_q2_curves, plot_search
 from common.rna.fit import load_q2, test_report, train_rna
 from common.rna.models import HOMEWORK_DEFAULT_HP, build_rna_model
 from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, save_torch, source_name, write_json, write_text
-from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
+from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunFiles, run_once
 from common.runfiles.records import experiment_name, finished_record, guard_finished, lock_run, metrics_record, write_aggregate
 from common.runfiles.search import (
@@ -101,19 +101,16 @@ def parse_args(argv):
                    help="skip the search: train the homework default configuration (trial 0 of every search; --lr and "
                         "--batch-size) once per --seeds seed, with the search's epochs and early stopping, into "
                         "figures/q2_1/<model>_default/seed<k>/: the baseline of the tuned-vs-default comparison")
-    add_common_args(p, epochs=None, batch_size=64, lr=1e-3)
-    args = p.parse_args(argv)
+    add_common_args(p, epochs=None, batch_size=64, lr=1e-3, quick_epochs=1)
+    args = parse_flags(p, argv)
     if args.retrain_selected and args.retrain_default:
         p.error("--retrain-selected and --retrain-default are two separate runs; give one of them")
     for flag in ("retrain_selected", "retrain_default"):
         if getattr(args, flag) and not args.seeds:
             p.error(f"--{flag.replace('_', '-')} needs --seeds, e.g. --seeds 0 1 2")
     given = sys.argv[1:] if argv is None else argv
-    if args.quick:
-        if "--trials" not in given:
-            args.trials = 1
-        if "--epochs" not in given:
-            args.epochs = 1
+    if args.quick and "--trials" not in given:
+        args.trials = 1
     return args
 
 

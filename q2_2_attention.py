@@ -30,7 +30,6 @@ from every finished record in the folder, so that the seeds and variants may run
 draws the figures and the comparisons from those files.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from common.rna.fit import load_q2, predict, test_report, train_rna
 from common.rna.format import decode
 from common.rna.models import HOMEWORK_DEFAULT_HP, build_rna_model
 from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, source_name, timestamp, write_json
-from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
+from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunFiles, run_once
 from common.runfiles.provenance import code_version
 from common.runfiles.records import experiment_name, load_runs, metrics_record, write_aggregate
@@ -71,14 +70,12 @@ def parse_args(argv):
                         "before the runs, from the calibration run of the homework-default BiLSTM on the default data (it "
                         "passed 0.50, 0.55, 0.58 and 0.60 at epochs 3, 4, 5 and 8, and peaked near 0.615)")
     p.add_argument("--q2-1-metrics", default="figures/q2_1/lstm/metrics.json", help="where to read the tuned BiLSTM config")
-    add_common_args(p, epochs=50, batch_size=64, lr=1e-3)
-    args = p.parse_args(argv)
+    add_common_args(p, epochs=50, batch_size=64, lr=1e-3, quick_epochs=2, checkpoint_every=True)
+    args = parse_flags(p, argv)
     if args.seeds is None:
         args.seeds = [1, 2, 3, 4, 5] if args.setting == "default" else [1, 2, 3]
     if args.quick:
         args.seeds = args.seeds[:2]
-        if "--epochs" not in (sys.argv[1:] if argv is None else argv):
-            args.epochs = 2
     return args
 
 

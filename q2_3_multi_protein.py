@@ -43,7 +43,7 @@ from common.rna.fit import DEFAULT_COURSE_DIR, load_q2, predict, resolve_data_di
 from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
 from common.rna.multi import K, MultiProteinModel, kmer_descriptors, profile_scores, protein_label, train_multi
 from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, write_json, write_text
-from common.runfiles.flags import HelpFormatter, add_common_args, positive_int
+from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunFiles, run_once
 from common.runfiles.records import experiment_name, metrics_record
 from common.training.device import seed_everything, setup_device
@@ -66,8 +66,8 @@ def parse_args(argv):
                    help="selected: Q2.1's selected configuration (--q2-1-dir); default: the homework default")
     p.add_argument("--q2-1-dir", default="figures/q2_1", help="where Q2.1's selected configurations are")
     p.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
-    add_common_args(p, epochs=30, batch_size=None, lr=None)
-    args = p.parse_args(argv)
+    add_common_args(p, epochs=30, batch_size=None, lr=None, quick_epochs=2)
+    args = parse_flags(p, argv)
     if args.proteins is not None and len(args.proteins) < 3:
         p.error("--proteins needs at least 3 names (two to train on while one is held out)")
     if args.holdout and args.proteins and not set(args.holdout) <= set(args.proteins):
@@ -76,8 +76,6 @@ def parse_args(argv):
         args.seeds = [1, 2, 3]
     if args.quick:
         args.seeds = args.seeds[:1]
-        if "--epochs" not in (sys.argv[1:] if argv is None else argv):
-            args.epochs = 2
     return args
 
 
@@ -115,11 +113,23 @@ def profile_only(data, profiles, names, record, experiment):
         scores = profile_scores(data[split]["x"], data[split]["valid"], profiles)
         for name, r in zip(names, regression_report(scores, data[split]["y"], data[split]["y_mask"])):
             rows.setdefault(name, {})[split] = {"spearman": r["spearman"], "pearson": r["pearson"]}
+        for name, r in zip(names, regression_report(others_mean(data[split]), data[split]["y"], data[split]["y_mask"])):
+            rows[name][f"{split}_others_mean"] = {"spearman": r["spearman"], "pearson": r["pearson"]}
     return {"experiment": experiment, "data": record, "k": K, "top_fraction": TOP_FRACTION,
+            "others_mean_definition": others_mean.__doc__.strip(),
             "definition": kmer_descriptors.__doc__.split("\n\n")[1].strip() + " Score of a probe: "
                           + profile_scores.__doc__.splitlines()[0].split(": ", 1)[1] + " Spearman over probes with a measured "
                           "intensity (ties: average ranks, as scipy.stats.spearmanr).",
             "proteins": rows}
+
+
+def others_mean(split):
+    """The second baseline, also without weights: a probe scored for protein j by the mean of the OTHER proteins'
+    measured targets for that probe (those present). It is what a probe's shared background alone predicts, the part
+    a multi-protein model can learn from the other proteins without any profile."""
+    y, m = split["y"], split["y_mask"].float()
+    total, count = (y * m).sum(1, keepdim=True), m.sum(1, keepdim=True)
+    return ((total - y * m) / (count - m).clamp(min=1)).masked_fill(count - m == 0, 0.0)   # (N, P)
 
 
 def convergence(result):
@@ -206,7 +216,8 @@ def summarise(names, ids, per_seed, seeds, baseline, record, enc, args, device, 
     rows = []
     for name, pid in zip(names, ids):
         row = {"protein": name, "id": pid, "label": protein_label(name, record),
-               "profile_only": baseline["proteins"][name]["test"]["spearman"]}
+               "profile_only": baseline["proteins"][name]["test"]["spearman"],
+               "others_mean": baseline["proteins"][name]["test_others_mean"]["spearman"]}
         for key in ("single", "multi_seen", "fewshot"):
             vals = [r[key][name] for r in per_seed if name in r[key]]
             row[key] = float(np.mean(vals)) if vals else None
@@ -216,6 +227,7 @@ def summarise(names, ids, per_seed, seeds, baseline, record, enc, args, device, 
     full = [r for r in rows if r["fewshot"] is not None]
     comparisons = {}
     for label, a, b, rs in (("few-shot (own profile) − profile-only baseline", "fewshot", "profile_only", full),
+                            ("few-shot (own profile) − other proteins' mean", "fewshot", "others_mean", full),
                             ("few-shot (own profile) − single-protein model", "fewshot", "single", full),
                             ("multi-protein (seen) − single-protein model", "multi_seen", "single", rows)):
         if len(rs) >= 2:
@@ -230,19 +242,20 @@ def summarise(names, ids, per_seed, seeds, baseline, record, enc, args, device, 
             "not_converged": [x for r in per_seed for x in r["not_converged"]],
             "best_and_run_epochs": {f"seed{s}": r["epochs"] for s, r in zip(seeds, per_seed)},
             "mean": {k: float(np.mean([r[k] for r in rows if r[k] is not None])) if any(r[k] is not None for r in rows) else None
-                     for k in ("single", "multi_seen", "fewshot", "profile_only")}}
+                     for k in ("single", "multi_seen", "fewshot", "profile_only", "others_mean")}}
 
 
 def table(summary, record):
     def fmt(r, k):
         return "—" if r[k] is None else f"{r[k]:.4f}" + (f" ± {r[k + '_std']:.4f}" if len(summary["seeds"]) > 1 else "")
     lines = ["| protein | id | single-protein model | multi-protein, seen (identity) | few-shot: new protein, own profile | "
-             "profile-only baseline (no weights) |", "|---|---|---|---|---|---|"]
+             "profile-only baseline (no weights) | other proteins' mean (no weights) |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['label']} | {r['id']} | {fmt(r, 'single')} | {fmt(r, 'multi_seen')} | {fmt(r, 'fewshot')} | "
-              f"{r['profile_only']:.4f} |" for r in summary["rows"]]
+              f"{r['profile_only']:.4f} | {r['others_mean']:.4f} |" for r in summary["rows"]]
     m = summary["mean"]
     lines.append("| **mean** | | " + " | ".join("—" if m[k] is None else f"{m[k]:.4f}"
-                                                   for k in ("single", "multi_seen", "fewshot", "profile_only")) + " |")
+                                                   for k in ("single", "multi_seen", "fewshot", "profile_only",
+                                                             "others_mean")) + " |")
     comp = [f"- {k}: {c['diff']:+.4f}" + ("" if c["ci95"] is None else f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]")
             + f" ({c['method']}, n = {c['n']} proteins)" for k, c in summary["comparisons"].items()]
     conv = summary["not_converged"]

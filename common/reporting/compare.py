@@ -91,7 +91,7 @@ def comparisons(root):
                 out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman (SetB), paired over {c['n']} proteins, "
                             f"each the mean of seeds {s['seeds']}", "a": f"q2_3 {c['a']}", "b": f"q2_3 {c['b']}",
                             **{k: v for k, v in c.items() if k not in ("a", "b", "proteins", "unit")}})
-        else:   # the first design (8 epochs, held-out arm), kept in figures/easy_preset/
+        else:   # the first design (8 epochs, held-out arm): figures/archive/q2_3_8epochs, figures/easy_preset/q2_3
             rows = s["rows"]
             for name, col in (("multi-protein (seen) vs single-protein models", "multi_seen"),
                               ("multi-protein (held out) vs single-protein models", "multi_unseen")):

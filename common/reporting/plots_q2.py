@@ -228,7 +228,8 @@ def plot_q2_3(exp_dir):
     fig, ax = plt.subplots(figsize=(max(8, 1.7 * len(rows) + 2), 5))
     series = [("single", "single-protein model", "tab:gray"), ("multi_seen", "multi-protein, seen (identity embedding)", "tab:blue"),
               ("fewshot", "few-shot: new protein given by its own profile", "tab:orange"),
-              ("profile_only", "profile-only baseline (no learned weights)", "tab:olive")]
+              ("profile_only", "profile-only baseline (no learned weights)", "tab:olive"),
+              ("others_mean", "other proteins' mean target (no learned weights)", "tab:purple")]
     w = 0.8 / len(series)
     for i, (key, label, color) in enumerate(series):
         vals = [r[key] if r.get(key) is not None else np.nan for r in rows]

@@ -25,37 +25,62 @@ def positive_float(text):
     return value
 
 
-def add_common_args(p, *, epochs, batch_size, lr):
-    """The flags every script has. Defaults are the homework protocol."""
-    p.add_argument("--epochs", type=positive_int, default=epochs,
-                   help=f"training epochs (default {epochs or 'per model, see above'}, the homework protocol)")
-    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+def add_common_args(p, *, epochs, batch_size, lr, quick_epochs, checkpoints=True, checkpoint_every=False,
+                    channels_last=False):
+    """The shared flags, in groups; a script is offered only the flags it honours. Defaults are the homework protocol.
+
+    epochs: the protocol's epochs (None: per model, said in the script's help); quick_epochs: with --quick (both are
+    resolved by parse_flags). checkpoints: the script keeps per-epoch checkpoints (--run-dir, --resume);
+    checkpoint_every: it honours --checkpoint-every; channels_last: it has 2D convs (--channels-last)."""
+    p.protocol_epochs, p.quick_epochs = epochs, quick_epochs
+    g = p.add_argument_group("protocol")
+    g.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"training epochs (default {epochs or 'per model, see above'}, the homework protocol; "
+                        f"{quick_epochs} with --quick)")
+    g.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=f"minibatch size (default {batch_size or 'from the configuration, see above'})")
-    p.add_argument("--lr", type=positive_float, default=lr,
+    g.add_argument("--lr", type=positive_float, default=lr,
                    help=f"Adam learning rate (default {lr or 'from the configuration, see above'})")
-    p.add_argument("--seed", type=int, default=0, help="seed for random, numpy, torch and batch order (default 0)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
+    g.add_argument("--seed", type=int, default=0, help="seed for random, numpy, torch and batch order (default 0)")
+    g.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="several seeds: one run per seed under <variant>/seed<k>/, plus <variant>/aggregate.json (mean ± std)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+    d = p.add_argument_group("device")
+    d.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
                    help="training device; auto picks cuda, then mps, then cpu")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+    d.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="autocast precision; auto = bf16 on CPUs with native bf16 (AVX512-BF16/AMX) for the models where it "
                         "measured faster (Q1 CNNs, BiLSTM), else fp32 (the Q2 CNN, and CUDA: measured faster there)")
-    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
-                   help="channels_last memory format for 2D convs; auto = on")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--malloc", choices=["auto", "keep", "default"], default="auto",
+    if channels_last:
+        d.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                       help="channels_last memory format for 2D convs; auto = on")
+    d.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    d.add_argument("--malloc", choices=["auto", "keep", "default"], default="auto",
                    help="glibc malloc: keep = reuse freed memory instead of returning blocks over 32 MB to the OS "
                         "(Q1.1 on CPU: 24.6 -> 14.9 s/epoch in the benchmark, README); auto = keep on Linux with glibc")
-    p.add_argument("--out-dir", default="figures", help="where metrics.json files and figures go (default figures/)")
-    p.add_argument("--run-dir", default="runs", help="where per-epoch checkpoints go, for --resume (default runs/)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=1,
-                   help="write the --resume checkpoint every N epochs (the Q1.1 one is ~400 MB with Adam state)")
-    p.add_argument("--note", default="", help="free text stored in metrics.json (e.g. that the run shared its GPU)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 2 epochs on a small subset; outputs go to <experiment>_quick")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last completed epoch")
-    p.add_argument("--force", action="store_true", help="replace a finished run's metrics.json (refused otherwise)")
+    r = p.add_argument_group("run files")
+    r.add_argument("--out-dir", default="figures", help="where metrics.json files and figures go (default figures/)")
+    if checkpoints:
+        r.add_argument("--run-dir", default="runs", help="where per-epoch checkpoints go, for --resume (default runs/)")
+    if checkpoint_every:
+        r.add_argument("--checkpoint-every", type=positive_int, default=1,
+                       help="write the --resume checkpoint every N epochs (the Q1.1 one is ~400 MB with Adam state)")
+    r.add_argument("--note", default="", help="free text stored in metrics.json (e.g. that the run shared its GPU)")
+    r.add_argument("--quick", action="store_true",
+                   help=f"smoke run: {quick_epochs} epoch(s) on a small subset; outputs go to <experiment>_quick")
+    if checkpoints:
+        r.add_argument("--resume", action="store_true", help="continue interrupted runs from their last completed epoch; "
+                       "finished runs are kept")
+    r.add_argument("--force", action="store_true", help="replace finished runs (refused otherwise)")
     return p
+
+
+def parse_flags(p, argv=None):
+    """parse_args, then the epochs: --epochs if given, else the quick-mode epochs with --quick, else the protocol's
+    (None where each model has its own)."""
+    args = p.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = p.quick_epochs if args.quick else p.protocol_epochs
+    return args
 
 
 def seeds_of(args):
