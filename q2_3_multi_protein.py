@@ -240,6 +240,9 @@ def summarise(names, ids, per_seed, seeds, baseline, record, enc, args, device, 
             "encoder_source": source, "epochs": args.epochs, "patience": args.patience, "seeds": seeds, "device": device,
             "rows": rows, "comparisons": comparisons,
             "not_converged": [x for r in per_seed for x in r["not_converged"]],
+            # stricter: ran to the epoch cap without early stopping (its best epoch may still be before the last)
+            "ran_to_cap": [f"seed{s}/{arm}" for s, r in zip(seeds, per_seed) for arm, e in r["epochs"].items()
+                           if not e["stopped_early"]],
             "best_and_run_epochs": {f"seed{s}": r["epochs"] for s, r in zip(seeds, per_seed)},
             "mean": {k: float(np.mean([r[k] for r in rows if r[k] is not None])) if any(r[k] is not None for r in rows) else None
                      for k in ("single", "multi_seen", "fewshot", "profile_only", "others_mean")}}
@@ -264,7 +267,9 @@ def table(summary, record):
                f"Encoder {summary['encoder']} ({summary['encoder_source']}: {summary['encoder_hp']}, lr {summary['lr']:.3g}, "
                f"batch {summary['batch_size']}); at most {summary['epochs']} epochs, early stopping patience {summary['patience']}; "
                + ("every run converged (best epoch before its last, or stopped early); " if not conv else
-                  f"NOT converged: {', '.join(conv)}; ") + f"device {summary['device']}.\n\n")
+                  f"NOT converged: {', '.join(conv)}; ")
+               + (f"ran to the {summary['epochs']}-epoch cap without stopping early: {', '.join(summary['ran_to_cap'])}; "
+                  if summary["ran_to_cap"] else "") + f"device {summary['device']}.\n\n")
     return caption + "\n".join(lines) + "\n\n" + "\n".join(comp) + "\n"
 
 
