@@ -251,11 +251,12 @@ def plot_q2_3(exp_dir):
     d = s["data"]
     one = next(Path(exp_dir).glob("seed*/seen/metrics.json"), None)
     device = read_json(one)["device_name"] if one else s["device"]
-    conv = "every run converged" if not s.get("not_converged") else f"{len(s['not_converged'])} runs NOT converged"
+    nc = len(s.get("not_converged", []))
+    conv = "every run converged" if not nc else f"{nc} run{'s' * (nc > 1)} NOT converged"
     sim = "; sim-* = invented motifs, not the real proteins" if d["source"] == "simulated" else ""
     ax.set_title(f"Q2.3 multi-protein model — {source_name(d)} ({d['checksum'][:8]}){sim}\n{s['encoder']} encoder "
                  f"({s.get('encoder_source', '').split(' (')[0]}), at most {s['epochs']} epochs with early stopping "
-                 f"(patience {s.get('patience')}), {conv}; n = {len(s['seeds'])} seeds, {device}", fontsize=9)
+                 f"(patience {s.get('patience')}), {conv}; n = {len(s['seeds'])} seed{'s' * (len(s['seeds']) > 1)}, {device}", fontsize=9)
     return finish(fig, exp_dir / "per_protein.png")
 
 

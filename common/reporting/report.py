@@ -50,9 +50,9 @@ def q1_rows(root):
             if all(k == ("healthy", "healthy") for k in kinds):
                 ours = f"{_ms(sel, 2, True)}; {100 * np.mean(last):.2f} % at epoch {n_ep}"
             else:
-                ours = "; ".join(f"seed {r['seed']}: {100 * r['test']['acc']:.2f} % {b} (selected epoch {r['best']['epoch']})"
+                ours = "; ".join(f"seed {r['seed']}: {100 * r['test']['acc']:.2f} % {b} (selected ep {r['best']['epoch']})"
                                  + ("" if (b, e) == (e, e) and r["test"]["acc"] == r["history"][-1]["test_acc"] else
-                                    f" → {100 * r['history'][-1]['test_acc']:.2f} % {e} (epoch {n_ep})")
+                                    f" → {100 * r['history'][-1]['test_acc']:.2f} % {e} (ep {n_ep})")
                                  for r, (b, e) in zip(runs, kinds))
             gap = 100 * np.mean(sel) - report[v]
             if v == "logits":
