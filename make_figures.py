@@ -100,8 +100,9 @@ def study_rows(root):
     if not path.is_file():
         return []
     s = read_json(path)
+    checksum = s["data"].get("checksum") or s["data"]["md5"]   # older study files say md5
     rows = ["### Softmax failure study (q1_softmax_study.py)", "",
-            f"Data {s['data']['source']} ({s['data']['md5'][:8]}), {s['device_name']}, {s['precision']}. Rule: {s['rule']}. "
+            f"Data {s['data']['source']} ({checksum[:8]}), {s['device_name']}, {s['precision']}. Rule: {s['rule']}. "
             f"Intervals: {next(iter(next(iter(s['models'].values())).values()))['ci95_method']}.", "",
             "| model | variant | epochs | n | collapsed | partial | healthy | P(collapse) [95% CI] | P(not healthy) [95% CI] | "
             "mean val acc: collapsed / partial / healthy |",

@@ -158,7 +158,7 @@ def main(argv=None, pool=False, base="q1_1", description=__doc__):
     torch.backends.cudnn.benchmark = True   # fixed input shapes: let cuDNN pick the fastest conv kernels
     channels_last = args.channels_last != "off"
     data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
-    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['md5']}, found by {data_record['found_by']}) "
+    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['checksum']}, found by {data_record['found_by']}) "
           f"sizes {data_record['sizes']}; device {device}, precision {precision}, channels_last {channels_last}")
     variants = ["logits", "softmax"] if args.variant == "both" else [args.variant]
     multi = args.seeds is not None   # --seeds: per-seed folders plus an aggregate over every finished seed there

@@ -130,7 +130,7 @@ def main(argv=None):
     data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
     data = {s: (x.contiguous(memory_format=torch.channels_last), y) for s, (x, y) in data.items()}
     out = Path(args.out_dir) / experiment_name("q1_softmax_study", args.quick)
-    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['md5']}) sizes {data_record['sizes']}; "
+    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['checksum']}) sizes {data_record['sizes']}; "
           f"device {device}, precision {precision}; seeds {args.seeds}")
     with lock_run(out):   # a second process on this study refuses at once
         run_all(args, out, data, device, precision, data_record)

@@ -52,7 +52,7 @@ def test_loader_normalises_to_minus_one_one(tmp_path):
     torch.testing.assert_close(xt[0, :, 0, 0], torch.tensor([-1.0, 51 / 255 * 2 - 1, 102 / 255 * 2 - 1]))
     assert xt[1].eq(1).all()
     assert record["sizes"] == {"train": 2, "val": 32, "test": 32}
-    assert record["source"] == "bloodmnist-other" and len(record["md5"]) == 32
+    assert record["source"] == "bloodmnist-other" and len(record["checksum"]) == 32
 
 
 @pytest.mark.parametrize("override, message", [
@@ -149,7 +149,7 @@ def test_metrics_file_has_the_promised_keys(tmp_path, blood_npz):
     for key in ("experiment", "variant", "config", "data", "device", "torch_version", "seed", "params",
                 "started", "written", "wall_seconds", "train_seconds", "history", "best", "test", "final"):
         assert key in m
-    assert set(m["data"]) >= {"source", "path", "md5"}
+    assert set(m["data"]) >= {"source", "path", "checksum"}   # the key Q2 records use too
     assert set(m["history"][0]) >= {"epoch", "train_loss", "val_acc", "test_acc", "seconds"}
     assert m["test"]["acc"] == m["history"][m["best"]["epoch"] - 1]["test_acc"]
     assert m["config"]["quick"] is True and m["experiment"] == "q1_2_quick"

@@ -112,6 +112,6 @@ def load_bloodmnist(npz=None, data_dir="data", device="cpu", subset=None, downlo
     for split, (x, y) in arrays.items():
         n = (subset or {}).get(split)
         tensors[split] = to_tensors(x[:n], y[:n], device)
-    record = {"source": source_name(md5), "path": portable_path(path), "md5": md5, "found_by": how,
+    record = {"source": source_name(md5), "path": portable_path(path), "checksum": md5, "found_by": how,
               "sizes": {s: int(len(t[1])) for s, t in tensors.items()}}
     return tensors, record

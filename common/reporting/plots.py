@@ -26,7 +26,7 @@ def finish(fig, path):
 
 def data_label(record):
     d = record["data"]
-    tag = d.get("md5") or d.get("checksum") or ""
+    tag = d.get("checksum") or d.get("md5") or ""   # one key since 2026-12-02; older Q1 records say md5
     return f"{source_name(d)} ({tag[:8]})"
 
 

@@ -21,7 +21,7 @@ def _summary(out):
 
 def _source(summary):
     d = summary["data"]
-    return f"{d['source']} ({d['md5'][:8]}), {summary['device_name']}, {summary['precision']}"
+    return f"{d['source']} ({(d.get('checksum') or d['md5'])[:8]}), {summary['device_name']}, {summary['precision']}"
 
 
 def plot_outcomes(out):
