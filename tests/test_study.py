@@ -287,3 +287,13 @@ def test_last_epoch_outcome_exact_from_counts_else_inferred_from_accuracy():
     assert last_epoch_outcome(rec(301 / 500)) == ("collapsed", "inferred")   # within one image
     assert last_epoch_outcome(rec(0.4)) == (None, "undecided")
     assert last_epoch_outcome({"history": [{"epoch": 2}], "test": {}}) == (None, "undecided")
+
+
+def test_q2_2_test_spearman_is_also_compared_paired_by_seed(tmp_path):
+    """The same seed gives both arms the same batch order: the per-seed differences get a paired t interval."""
+    from common.reporting.compare import comparisons
+    write_q2_2(tmp_path, "q2_2_default", "lstm", [[0.5] * 9 + [v] for v in (0.610, 0.615, 0.612)])
+    write_q2_2(tmp_path, "q2_2_default", "lstm_attention", [[0.5] * 9 + [v] for v in (0.6120, 0.6171, 0.6139)])
+    row = next(c for c in comparisons(tmp_path) if c["metric"].startswith("test Spearman, paired"))
+    assert row["n"] == 3 and row["diff"] == pytest.approx(np.mean([0.002, 0.0021, 0.0019]))
+    assert row["ci95"][0] > 0 and row["method"].startswith("paired t")   # +0.0019..0.0021 every seed: significant

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from common.reporting.stats import welch_diff
+from common.reporting.stats import paired_diff, welch_diff
 from common.runfiles.records import load_runs
 
 EARLY_EPOCHS = 10
@@ -67,8 +67,8 @@ def arm_runs(exp_dir):
 def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
     """Rows for arm a − arm b on the seeds both ran (less the excluded): test Spearman and every convergence measure."""
     seeds = sorted({r["seed"] for r in recs_a} & {r["seed"] for r in recs_b} - set(excluded))
-    ra = [r for r in recs_a if r["seed"] in seeds]
-    rb = [r for r in recs_b if r["seed"] in seeds]
+    ra = sorted((r for r in recs_a if r["seed"] in seeds), key=lambda r: r["seed"])
+    rb = sorted((r for r in recs_b if r["seed"] in seeds), key=lambda r: r["seed"])
     if len(seeds) < 2:
         return []
     budgets = sorted({r["config"]["epochs"] for r in ra + rb})
@@ -83,10 +83,14 @@ def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
     uncomparable = {"ci95": None, "p": None, "significant": None}
     rows = [{**base, "metric": "test Spearman", **welch_diff([r["test"]["spearman"] for r in ra],
                                                              [r["test"]["spearman"] for r in rb])}]
-    if mixed:   # e.g. a protocol rerun halfway: the difference would mix the effect with the budget
-        rows[0].update(uncomparable, not_comparable=mixed)
-    elif rows[0].get("note"):   # no spread on either side
-        rows[0].update(not_comparable=rows[0]["note"])
+    # the same seed gives both arms the same batch order: the paired difference, beside the unpaired one
+    rows.append({**base, "metric": "test Spearman, paired by seed (same batch order)",
+                 **paired_diff([r["test"]["spearman"] for r in ra], [r["test"]["spearman"] for r in rb])})
+    for row in rows:
+        if mixed:   # e.g. a protocol rerun halfway: the difference would mix the effect with the budget
+            row.update(uncomparable, not_comparable=mixed)
+        elif row.get("note"):   # no spread on either side
+            row.update(not_comparable=row["note"])
     ma = [convergence_measures(r["history"], thresholds) for r in ra]
     mb = [convergence_measures(r["history"], thresholds) for r in rb]
     for key in ma[0]:
