@@ -38,7 +38,7 @@ from common.runfiles.records import (
     write_aggregate,
 )
 from common.training.device import seed_everything, setup_device
-from common.training.loop import FitConfig, autocast, fit, make_adam, stop_on_sigterm
+from common.training.loop import FitConfig, autocast, epoch_printer, fit, make_adam, stop_on_sigterm
 
 QUICK_SUBSET = {"train": 512, "val": 256, "test": 256}
 AGG_KEYS = ["test.acc", "test.auc", "best.val_acc", "final.test_acc", "train_seconds"]
@@ -129,10 +129,10 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
                                                     device, precision))
         return rec
 
+    printer = epoch_printer(f"{experiment} {variant:7s} seed {seed}", cfg.epochs, ("train_loss", "val_acc", "test_acc"))
+
     def on_epoch(result):
-        r = result["history"][-1]
-        print(f"{experiment} {variant:7s} seed {seed} epoch {r['epoch']:3d}/{cfg.epochs} "
-              f"loss {r['train_loss']:.4f} val_acc {r['val_acc']:.4f} test_acc {r['test_acc']:.4f} {r['seconds']:.1f}s", flush=True)
+        printer(result)
         write_json(files.metrics, record(result))   # status "running", so a long run can be followed
 
     def train(from_checkpoint):

@@ -47,7 +47,7 @@ from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, p
 from common.runfiles.lifecycle import RunFiles, run_once
 from common.runfiles.records import experiment_name, metrics_record
 from common.training.device import seed_everything, setup_device
-from common.training.loop import FitConfig, stop_on_sigterm
+from common.training.loop import FitConfig, epoch_printer, stop_on_sigterm
 from common.training.metrics import regression_report
 
 REAL_PROTEINS = ["RBFOX1", "PUM1", "HNRNPA1", "QKI", "ELAVL1", "SRSF1"]   # default on the real course files
@@ -146,11 +146,7 @@ def protocol(args, seed, out, runs, data, record, device, precision, experiment,
                     patience=args.patience)
 
     def log(tag):
-        def on_epoch(result):
-            r = result["history"][-1]
-            print(f"seed {seed} {tag:22s} epoch {r['epoch']:2d}/{args.epochs} loss {r['train_loss']:.4f} "
-                  f"val_spearman {r['val_spearman']:.4f} {r['seconds']:.1f}s", flush=True)
-        return on_epoch
+        return epoch_printer(f"seed {seed} {tag:22s}", args.epochs, ("train_loss", "val_spearman"))
 
     def record_of(variant, model, result, started, extra):
         config = {**vars(args), "variant": variant, "seed": seed, "encoder_hp": hp, "lr": lr, "batch_size": batch,

@@ -9,6 +9,7 @@ import numpy as np
 from common.reporting.plots import outcome
 from common.reporting.q2_2_design import first_epoch_at
 from common.reporting.study import last_epoch_outcome
+from common.runfiles.files import read_json
 from common.runfiles.records import load_runs
 
 
@@ -30,7 +31,6 @@ def _at_best(r, key):
 
 
 def _study(root):
-    from common.runfiles.files import read_json
     path = Path(root) / "q1_softmax_study" / "summary.json"
     return read_json(path) if path.is_file() else {}
 
