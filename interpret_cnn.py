@@ -77,8 +77,8 @@ def main(argv=None):
     model = build_rna_model("cnn", **saved["hp"])
     model.load_state_dict(saved["state"])
     model.eval()
-    args.data_dir, args.quick = rec["config"]["data_dir"], False
-    data, record = load_q2(args, [rec["config"]["protein"]], "cpu")
+    data_dir = (rec.get("options") or rec["config"]).get("data_dir")   # run options apart since 2026-12-02
+    data, record = load_q2(data_dir, [rec["config"]["protein"]], "cpu")
     if record["checksum"] != rec["data"]["checksum"]:
         raise UserError(f"data {record['path']} differs from the one the CNN was trained on ({rec['data']['checksum'][:8]})")
     va = data["val"]

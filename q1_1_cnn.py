@@ -21,16 +21,17 @@ epoch (CPU bf16 / H100 fp32, seed 0); the softmax variant is seed-dependent: see
 """
 import argparse
 import time
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from common.blood.data import classification_report, load_bloodmnist
-from common.blood.models import BloodCNN, count_params
+from common.blood.models import HOMEWORK_PROTOCOL, BloodCNN, count_params
 from common.reporting.plots import plot_q1_curves
 from common.runfiles.files import UserError, exit_on_user_error, write_json
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, seeds_of
-from common.runfiles.lifecycle import RunFiles, run_once
+from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.records import (
     experiment_name,
     metrics_record,
@@ -55,8 +56,25 @@ def parse_args(argv, description):
     p.add_argument("--stop-at", type=float, default=0.0,
                    help="wall-clock time (seconds since 1970) after which to stop at the end of an epoch, with a "
                         "checkpoint; --resume continues (used by bench/gpu_protocol.py to keep within a time budget)")
-    add_common_args(p, epochs=200, batch_size=64, lr=1e-3, quick_epochs=2, checkpoint_every=True, channels_last=True)
-    return parse_flags(p, argv)
+    add_common_args(p, **HOMEWORK_PROTOCOL, quick_epochs=2, checkpoint_every=True, channels_last=True)
+    return parse_flags(p, argv, options=("npz", "data_dir", "stop_at"))
+
+
+@dataclass(frozen=True)
+class Q1Config:
+    """The protocol values of one Q1 run: what its record stores as "config" (run options are stored apart)."""
+    variant: str            # logits | softmax
+    seed: int
+    pool: bool              # Q1.2: MaxPool2d(2) after each block
+    epochs: int
+    batch_size: int
+    lr: float
+    precision: str          # resolved: fp32 or bf16
+    channels_last: bool
+    cuda_graphs: str        # resolved: off, auto (guarded) or on
+    quick: bool
+    optimizer: str = "Adam"
+    fused_adam: bool | None = None
 
 
 def accuracy_and_loss(model, x, y, chunk=2048, n_classes=8):
@@ -97,17 +115,18 @@ def use_cuda_graphs(flag, device):
     return "off" if flag == "off" or not is_cuda else flag
 
 
-def train_variant(args, experiment, pool, variant, seed, data, data_record, device, precision, channels_last, multi):
-    """One seed of one variant through the shared run lifecycle -> its finished record (or None at a deadline)."""
-    metrics_dir, ckpt = run_dirs(args.out_dir, args.run_dir, experiment, variant, seed, multi)
+def train_variant(cfg_run, setup, multi_seed):
+    """One seed of one variant (cfg_run: its Q1Config) through the shared run lifecycle -> its finished record (or
+    None at a deadline)."""
+    variant, seed, device, opts = cfg_run.variant, cfg_run.seed, setup.device, setup.opts
+    metrics_dir, ckpt = run_dirs(opts.out_dir, opts.run_dir, setup.experiment, variant, seed, multi_seed)
     files = RunFiles(metrics_dir / "metrics.json", ckpt)
-    cuda_graphs = use_cuda_graphs(args.cuda_graphs, device)
-    mf = torch.channels_last if channels_last else torch.contiguous_format
-    (xtr, ytr), (xva, yva), (xte, yte) = (data[s] for s in ("train", "val", "test"))
+    mf = torch.channels_last if cfg_run.channels_last else torch.contiguous_format
+    (xtr, ytr), (xva, yva), (xte, yte) = (setup.data[s] for s in ("train", "val", "test"))
     xtr, xva, xte = (x.contiguous(memory_format=mf) for x in (xtr, xva, xte))
     loss_fn = nn.CrossEntropyLoss()
-    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision,
-                    cuda_graphs=cuda_graphs, stop_at=args.stop_at)
+    cfg = FitConfig(epochs=cfg_run.epochs, batch_size=cfg_run.batch_size, seed=seed, select="val_acc",
+                    precision=cfg_run.precision, cuda_graphs=cfg_run.cuda_graphs, stop_at=opts.extra["stop_at"])
     state = {}
 
     def loss_of_batch(m, idx):
@@ -115,21 +134,25 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
 
     def evaluate(m):
         va, te = accuracy_and_loss(m, xva, yva), accuracy_and_loss(m, xte, yte)
-        return {"val_loss": va["loss"], "val_acc": va["acc"], "test_acc": te["acc"], "val_pred_counts": va["pred_counts"]}
+        return {"val_loss": va["loss"], "val_acc": va["acc"], "test_acc": te["acc"],
+                "val_pred_counts": va["pred_counts"]}
 
     def record(result, finished=False):
         h, b = result["history"], result["best"]
-        rec = metrics_record(experiment, variant, state["config"], data_record, device, seed, state["params"], result,
-                             state["started"], extra={
-            "test": {"acc": h[b["epoch"] - 1]["test_acc"], "epoch": b["epoch"]},   # test of the best-val checkpoint
-            "final": {"test_acc": h[-1]["test_acc"], "val_acc": h[-1]["val_acc"], "epoch": h[-1]["epoch"]},
-            "cuda_graphs_used": result.get("cuda_graphs_used", False), "cuda_graphs_fallback": result.get("cuda_graphs_fallback")})
+        rec = metrics_record(setup.experiment, variant, config=state["config"], options=setup.options,
+                             data=setup.data_record, device=device, seed=seed, params=state["params"],
+                             result=result, started=state["started"], extra={
+                                 "test": {"acc": h[b["epoch"] - 1]["test_acc"], "epoch": b["epoch"]},   # best-val epoch
+                                 "final": {"test_acc": h[-1]["test_acc"], "val_acc": h[-1]["val_acc"],
+                                           "epoch": h[-1]["epoch"]},
+                                 "cuda_graphs_used": result.get("cuda_graphs_used", False),
+                                 "cuda_graphs_fallback": result.get("cuda_graphs_fallback")})
         if finished:   # test once, for the selected checkpoint: MedMNIST's ACC and AUC and the confusion matrix
-            rec["test"].update(selected_test_report(state["model"], result["best_state"], xte, yte, variant == "softmax",
-                                                    device, precision))
+            rec["test"].update(selected_test_report(state["model"], result["best_state"], xte, yte,
+                                                    variant == "softmax", device, cfg_run.precision))
         return rec
 
-    printer = epoch_printer(f"{experiment} {variant:7s} seed {seed}", cfg.epochs, ("train_loss", "val_acc", "test_acc"))
+    printer = epoch_printer(f"{setup.experiment} {variant:7s} seed {seed}", cfg.epochs, ("train_loss", "val_acc", "test_acc"))
 
     def on_epoch(result):
         printer(result)
@@ -137,48 +160,51 @@ def train_variant(args, experiment, pool, variant, seed, data, data_record, devi
 
     def train(from_checkpoint):
         seed_everything(seed)
-        model = BloodCNN(pool=pool, softmax=(variant == "softmax")).to(device).to(memory_format=mf)
-        optimizer = make_adam(model.parameters(), args.lr, device, capturable=cuda_graphs != "off")
-        state.update(model=model, started=time.time(), params=count_params(model), config={
-            **vars(args), "variant": variant, "seed": seed, "pool": pool, "precision": precision,
-            "channels_last": channels_last, "optimizer": type(optimizer).__name__,
-            "fused_adam": optimizer.defaults.get("fused"), "cuda_graphs": cuda_graphs})
+        model = BloodCNN(pool=cfg_run.pool, softmax=(variant == "softmax")).to(device).to(memory_format=mf)
+        optimizer = make_adam(model.parameters(), cfg_run.lr, device, capturable=cfg_run.cuda_graphs != "off")
+        state.update(model=model, started=time.time(), params=count_params(model), config=replace(
+            cfg_run, optimizer=type(optimizer).__name__, fused_adam=optimizer.defaults.get("fused")))
         return fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device, files.checkpoint, from_checkpoint,
-                   on_epoch, ckpt_every=args.checkpoint_every)
+                   on_epoch, ckpt_every=opts.checkpoint_every)
 
-    return run_once(files, resume=args.resume, force=args.force, train=train, record=record,
-                    label=f"{experiment} {variant} seed {seed}")
+    return run_once(files, resume=opts.resume, force=opts.force, train=train, record=record,
+                    label=f"{setup.experiment} {variant} seed {seed}")
 
 
 def main(argv=None, pool=False, base="q1_1", description=__doc__):
-    args = parse_args(argv, description)
+    args, opts = parse_args(argv, description)
     experiment = experiment_name(base, args.quick)
-    device, precision = setup_device(args)
+    device, precision, malloc_kept = setup_device(opts)
     stop_on_sigterm()
     torch.backends.cudnn.benchmark = True   # fixed input shapes: let cuDNN pick the fastest conv kernels
-    channels_last = args.channels_last != "off"
     data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
-    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['checksum']}, found by {data_record['found_by']}) "
-          f"sizes {data_record['sizes']}; device {device}, precision {precision}, channels_last {channels_last}")
+    setup = RunContext(experiment, data, data_record, device, opts, options=opts.record(malloc_kept=malloc_kept))
+    multi_seed = args.seeds is not None   # --seeds: per-seed folders plus an aggregate over every finished seed there
+    channels_last = opts.channels_last != "off"
+    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['checksum']}, found by "
+          f"{data_record['found_by']}) sizes {data_record['sizes']}; device {device}, precision {precision}, "
+          f"channels_last {channels_last}")
     variants = ["logits", "softmax"] if args.variant == "both" else [args.variant]
-    multi = args.seeds is not None   # --seeds: per-seed folders plus an aggregate over every finished seed there
     summary = []
     for variant in variants:
-        for s in seeds_of(args):
-            rec = train_variant(args, experiment, pool, variant, s, data, data_record, device, precision, channels_last, multi)
+        for s in seeds_of(args.seed, args.seeds):
+            cfg_run = Q1Config(variant=variant, seed=s, pool=pool, epochs=args.epochs, batch_size=args.batch_size,
+                               lr=args.lr, precision=precision, channels_last=channels_last,
+                               cuda_graphs=use_cuda_graphs(args.cuda_graphs, device), quick=args.quick)
+            rec = train_variant(cfg_run, setup, multi_seed)
             if rec is None:   # stopped at --stop-at: no more runs in this call
-                return args, experiment
+                return opts, experiment
             summary.append(rec)
-        if multi:
-            write_aggregate(f"{args.out_dir}/{experiment}/{variant}", AGG_KEYS)
+        if multi_seed:
+            write_aggregate(f"{opts.out_dir}/{experiment}/{variant}", AGG_KEYS)
     print(f"\n{'variant':8s} {'seed':>4s} {'params':>11s} {'best ep':>7s} {'val acc':>7s} {'test acc':>8s} {'final test':>10s} "
           f"{'train s':>8s}")
     for r in summary:
         print(f"{r['variant']:8s} {r['seed']:4d} {r['params']:11,d} {r['best']['epoch']:7d} {r['best']['val_acc']:7.4f} "
               f"{r['test']['acc']:8.4f} {r['final']['test_acc']:10.4f} {r['train_seconds']:8.1f}")
-    path = plot_q1_curves(f"{args.out_dir}/{experiment}", title=f"Q1.{2 if pool else 1} CNN{' + MaxPool' if pool else ''}")
+    path = plot_q1_curves(f"{opts.out_dir}/{experiment}", title=f"Q1.{2 if pool else 1} CNN{' + MaxPool' if pool else ''}")
     print(f"figure: {path}")
-    return args, experiment
+    return opts, experiment
 
 
 if __name__ == "__main__":

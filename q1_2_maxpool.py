@@ -21,10 +21,10 @@ from q1_1_cnn import main as q1_main
 
 
 def main(argv=None):
-    args, experiment = q1_main(argv, pool=True, base="q1_2", description=__doc__)
-    q11 = f"{args.out_dir}/{experiment.replace('q1_2', 'q1_1')}"
+    opts, experiment = q1_main(argv, pool=True, base="q1_2", description=__doc__)
+    q11 = f"{opts.out_dir}/{experiment.replace('q1_2', 'q1_1')}"
     try:
-        print(f"figure: {plot_q1_comparison(q11, f'{args.out_dir}/{experiment}', f'{args.out_dir}/{experiment}/comparison.png')}")
+        print(f"figure: {plot_q1_comparison(q11, f'{opts.out_dir}/{experiment}', f'{opts.out_dir}/{experiment}/comparison.png')}")
     except UserError as e:
         print(f"comparison figure skipped: {e}")
 

@@ -20,13 +20,14 @@ gradients.png. Time on the 2-core CPU: about 16 s per Q1.1 epoch and 2 s per Q1.
 """
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from common.blood.data import classification_report, load_bloodmnist
-from common.blood.models import BloodCNN, count_params
+from common.blood.models import HOMEWORK_PROTOCOL, BloodCNN, count_params
 from common.reporting.plots_study import plot_gradients, plot_mechanism, plot_outcomes
 from common.reporting.study import classify_outcome, load_study, summarise_variant
 from common.runfiles.files import UserError, exit_on_user_error, timestamp, write_json
@@ -48,11 +49,12 @@ def parse_args(argv):
                    help="softmax: the mistake under study; logits: the control on the same seeds")
     p.add_argument("--npz", default=None, help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
     p.add_argument("--data-dir", default="data", help="where the downloaded npz is cached")
-    add_common_args(p, epochs=None, batch_size=64, lr=1e-3, quick_epochs=1, checkpoints=False)
-    args = parse_flags(p, argv)
+    add_common_args(p, epochs=None, batch_size=HOMEWORK_PROTOCOL["batch_size"], lr=HOMEWORK_PROTOCOL["lr"],
+                    quick_epochs=1, checkpoints=False)
+    args, opts = parse_flags(p, argv, options=("npz", "data_dir"))
     if args.seeds is None:
         args.seeds = [0, 1, 2] if args.quick else list(range(20))
-    return args
+    return args, opts
 
 
 def val_predictions(model, x, chunk=2048):
@@ -60,12 +62,14 @@ def val_predictions(model, x, chunk=2048):
     return torch.cat([model(x[s:s + chunk]).argmax(1) for s in range(0, len(x), chunk)])
 
 
-def run_one(args, name, variant, seed, data, device, precision, data_record):
-    """Train one short run; return its record (per-epoch outcome, per-step loss and first-layer gradient norm)."""
+def run_one(study, name, variant, seed, data, data_record):
+    """Train one short run; return its record (per-epoch outcome, per-step loss and first-layer gradient norm).
+    study: the call's StudyConfig (protocol, device, precision, options)."""
+    device, precision = study.device, study.precision
     seed_everything(seed)
     model = BloodCNN(pool=MODELS[name], softmax=(variant == "softmax")).to(device).to(memory_format=torch.channels_last)
     (xtr, ytr), (xva, yva) = data["train"], data["val"]
-    optimizer = make_adam(model.parameters(), args.lr, device)
+    optimizer = make_adam(model.parameters(), study.lr, device)
     loss_fn = nn.CrossEntropyLoss()
     step_loss, grad_norm = [], []
     # A tensor hook sees the first conv weight's gradient during backward; norms stay on the device until the end.
@@ -82,8 +86,8 @@ def run_one(args, name, variant, seed, data, device, precision, data_record):
         return {"val_acc": (pred == yva).float().mean().item(), "val_pred_counts": counts,
                 "val_top_class_fraction": max(counts) / len(pred), "outcome": classify_outcome(counts)}
 
-    epochs = args.epochs or STUDY_EPOCHS[name]
-    cfg = FitConfig(epochs=epochs, batch_size=args.batch_size, seed=seed, select="val_acc", precision=precision)
+    epochs = study.epochs or STUDY_EPOCHS[name]
+    cfg = FitConfig(epochs=epochs, batch_size=study.batch_size, seed=seed, select="val_acc", precision=precision)
     started = time.time()
     result = fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device)
     hook.remove()
@@ -97,22 +101,41 @@ def run_one(args, name, variant, seed, data, device, precision, data_record):
     return {"model": name, "variant": variant, "seed": seed, "epochs": epochs, "params": count_params(model),
             "outcome": last["outcome"], "val_acc": last["val_acc"], "history": result["history"],
             "val_report": classification_report(probs.cpu().numpy(), yva.cpu().numpy()),   # confusion on validation
-            "steps_per_epoch": -(-len(ytr) // args.batch_size),
+            "steps_per_epoch": -(-len(ytr) // study.batch_size),
             "step_loss": torch.stack(step_loss).tolist(), "first_layer_grad_norm": torch.stack(grad_norm).tolist(),
-            "config": {k: v for k, v in vars(args).items() if k not in ("seeds",)}, "precision": precision,
+            "config": {"model": name, "variant": variant, "seed": seed, "epochs": epochs, "batch_size": study.batch_size,
+                       "lr": study.lr, "precision": precision, "quick": study.quick},
+            "options": study.options, "precision": precision,
             "data": data_record, **environment(device),
             "started": timestamp(started), "wall_seconds": time.time() - started}
 
 
-def run_all(args, out, data, device, precision, data_record):
+@dataclass(frozen=True)
+class StudyConfig:
+    """The study's protocol for one call (each run's record stores its own values as "config"), its device and
+    precision, and the run options (stored apart, as "options")."""
+    models: tuple
+    variants: tuple
+    seeds: tuple
+    epochs: int | None      # None: STUDY_EPOCHS per model
+    batch_size: int
+    lr: float
+    quick: bool
+    device: str
+    precision: str
+    force: bool
+    options: dict
+
+
+def run_all(study, out, data, data_record):
     """Every (model, seed, variant) run not on disk yet (all of them with --force)."""
-    for name in args.models:
-        for seed in args.seeds:
-            for variant in args.variants:
+    for name in study.models:
+        for seed in study.seeds:
+            for variant in study.variants:
                 path = out / name / variant / f"seed{seed}.json"
-                if path.is_file() and not args.force:
+                if path.is_file() and not study.force:
                     continue
-                rec = run_one(args, name, variant, seed, data, device, precision, data_record)
+                rec = run_one(study, name, variant, seed, data, data_record)
                 if rec is None:
                     print(f"SIGTERM: stopped during {name} {variant} seed {seed}, which is not written; the runs "
                           f"written before it are kept, and the same command runs the rest", flush=True)
@@ -124,16 +147,19 @@ def run_all(args, out, data, device, precision, data_record):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    device, precision = setup_device(args)
+    args, opts = parse_args(argv)
+    device, precision, malloc_kept = setup_device(opts)
     stop_on_sigterm()
     data, data_record = load_bloodmnist(args.npz, args.data_dir, device, QUICK_SUBSET if args.quick else None)
     data = {s: (x.contiguous(memory_format=torch.channels_last), y) for s, (x, y) in data.items()}
-    out = Path(args.out_dir) / experiment_name("q1_softmax_study", args.quick)
+    out = Path(opts.out_dir) / experiment_name("q1_softmax_study", args.quick)
+    study = StudyConfig(models=tuple(args.models), variants=tuple(args.variants), seeds=tuple(args.seeds),
+                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, quick=args.quick, device=device,
+                        precision=precision, force=opts.force, options=opts.record(malloc_kept=malloc_kept))
     print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['checksum']}) sizes {data_record['sizes']}; "
           f"device {device}, precision {precision}; seeds {args.seeds}")
     with lock_run(out):   # a second process on this study refuses at once
-        run_all(args, out, data, device, precision, data_record)
+        run_all(study, out, data, data_record)
     summary = summarise(out)
     for name, s in summary["models"].items():
         for variant, v in s.items():

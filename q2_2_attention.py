@@ -31,6 +31,7 @@ draws the figures and the comparisons from those files.
 """
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +41,10 @@ from common.reporting.q2_2_design import first_epoch_at
 from common.rna.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
 from common.rna.fit import load_q2, predict, test_report, train_rna
 from common.rna.format import decode
-from common.rna.models import HOMEWORK_DEFAULT_HP, build_rna_model
+from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR, build_rna_model
 from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, source_name, timestamp, write_json
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
-from common.runfiles.lifecycle import RunFiles, run_once
+from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.provenance import code_version
 from common.runfiles.records import experiment_name, load_runs, metrics_record, write_aggregate
 from common.training.device import seed_everything, setup_device
@@ -70,20 +71,38 @@ def parse_args(argv):
                         "before the runs, from the calibration run of the homework-default BiLSTM on the default data (it "
                         "passed 0.50, 0.55, 0.58 and 0.60 at epochs 3, 4, 5 and 8, and peaked near 0.615)")
     p.add_argument("--q2-1-metrics", default="figures/q2_1/lstm/metrics.json", help="where to read the tuned BiLSTM config")
-    add_common_args(p, epochs=50, batch_size=64, lr=1e-3, quick_epochs=2, checkpoint_every=True)
-    args = parse_flags(p, argv)
+    add_common_args(p, epochs=50, batch_size=HOMEWORK_DEFAULT_BATCH, lr=HOMEWORK_DEFAULT_LR, quick_epochs=2,
+                    checkpoint_every=True)
+    args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_metrics"))
     if args.seeds is None:
         args.seeds = [1, 2, 3, 4, 5] if args.setting == "default" else [1, 2, 3]
     if args.quick:
         args.seeds = args.seeds[:2]
-    return args
+    return args, opts
 
 
-def setting_config(args):
-    """(model hyperparameters, lr, batch size, where they come from) of --setting."""
-    if args.setting == "default":
-        return dict(HOMEWORK_DEFAULT), args.lr, args.batch_size, "homework defaults (lr and batch from --lr, --batch-size)"
-    path = Path(args.q2_1_metrics)
+@dataclass(frozen=True)
+class Q22Config:
+    """The protocol values of one Q2.2 run: what its record stores as "config" (run options are stored apart)."""
+    setting: str            # default | tuned
+    variant: str            # lstm | lstm_attention | lstm_self_attention
+    folder: str             # the arm's folder: lstm, lstm_attention[_h<heads>], lstm_self_attention[_h<heads>]
+    seed: int
+    epochs: int
+    hp: dict                # BiLSTM hyperparameters with the arm's attention_heads / self_attention_heads
+    lr: float
+    batch_size: int
+    hp_source: str
+    precision: str
+    protein: str
+    quick: bool
+
+
+def setting_config(setting, lr, batch_size, q2_1_metrics):
+    """(model hyperparameters, lr, batch size, where they come from) of --setting (lr, batch_size: the flags')."""
+    if setting == "default":
+        return dict(HOMEWORK_DEFAULT), lr, batch_size, "homework defaults (lr and batch from --lr, --batch-size)"
+    path = Path(q2_1_metrics)
     if not path.is_file():
         raise UserError(f"--setting tuned reads Q2.1's selected BiLSTM from {path}, which is missing: run "
                         f"`python q2_1_cnn_lstm.py --model lstm` first, pass --q2-1-metrics, or use --setting default")
@@ -91,12 +110,12 @@ def setting_config(args):
     return dict(c["hp"]), c["lr"], c["batch_size"], str(path)
 
 
-def arm(variant, args):
+def arm(variant, heads, self_attention_heads):
     """(folder name, model hyperparameters that define the arm) of a variant."""
     if variant == "lstm_attention":
-        return ("lstm_attention" if args.heads == 1 else f"lstm_attention_h{args.heads}"), {"attention_heads": args.heads}
+        return ("lstm_attention" if heads == 1 else f"lstm_attention_h{heads}"), {"attention_heads": heads}
     if variant == "lstm_self_attention":
-        k = args.self_attention_heads
+        k = self_attention_heads
         return ("lstm_self_attention" if k == 4 else f"lstm_self_attention_h{k}"), {"self_attention_heads": k}
     return "lstm", {"attention_heads": 0}
 
@@ -111,21 +130,23 @@ def where_attention_looks(model, split, seqs):
             "map_probes": map_probes(weights, seqs, pred)}
 
 
-def train_seed(args, experiment, variant, folder, seed, setting, data, record, device, precision):
-    """One seed of one variant through the shared run lifecycle -> its metrics record (new, or kept)."""
-    hp, lr, batch_size, hp_source = setting
-    files = RunFiles.under(args.out_dir, args.run_dir, experiment, folder, f"seed{seed}")
-    cfg = FitConfig(epochs=args.epochs, batch_size=batch_size, seed=seed, select="val_spearman", precision=precision)
-    config = {**vars(args), "variant": variant, "folder": folder, "seed": seed, "hp": hp, "lr": lr, "batch_size": batch_size,
-              "hp_source": hp_source, "precision": precision}
+def train_seed(run, ctx):
+    """One seed of one arm (run: its Q22Config; ctx: the call's RunContext) through the shared run lifecycle -> its
+    metrics record (new, or kept)."""
+    data, device, opts, seed, hp = ctx.data, ctx.device, ctx.opts, run.seed, run.hp
+    files = RunFiles.under(opts.out_dir, opts.run_dir, ctx.experiment, run.folder, f"seed{seed}")
+    cfg = FitConfig(epochs=run.epochs, batch_size=run.batch_size, seed=seed, select="val_spearman",
+                    precision=run.precision)
+    label = f"{run.folder:19s} seed {seed}"
     state = {}
 
     def train(from_checkpoint):
         seed_everything(seed)
         state["started"] = time.time()
-        state["model"], result = train_rna(variant, hp, lr, data, cfg, device, on_epoch=epoch_printer(f"{folder:19s} seed {seed}",
-                                           args.epochs, ("train_loss", "val_loss", "val_spearman")), ckpt=files.checkpoint,
-                                           resume=from_checkpoint, ckpt_every=args.checkpoint_every)
+        printer = epoch_printer(label, run.epochs, ("train_loss", "val_loss", "val_spearman"))
+        state["model"], result = train_rna(run.variant, hp, run.lr, data, cfg, device, on_epoch=printer,
+                                           ckpt=files.checkpoint, resume=from_checkpoint,
+                                           ckpt_every=opts.checkpoint_every)
         return result
 
     def make_record(result, finished):
@@ -134,14 +155,15 @@ def train_seed(args, experiment, variant, folder, seed, setting, data, record, d
         if finished:
             extra["test"] = test_report(model, result["best_state"], data["test"])   # also loads the selected weights
             if hp.get("attention_heads"):
-                extra["attention"] = where_attention_looks(model, data["test"], decode(data["test"]["x"], data["test"]["valid"]))
-        return metrics_record(experiment, variant, config, record, device, seed, sum(p.numel() for p in model.parameters()),
-                              result, state["started"], extra=extra)
+                extra["attention"] = where_attention_looks(model, data["test"],
+                                                           decode(data["test"]["x"], data["test"]["valid"]))
+        return metrics_record(ctx.experiment, run.variant, config=run, options=ctx.options, data=ctx.data_record,
+                              device=device, seed=seed, params=sum(p.numel() for p in model.parameters()),
+                              result=result, started=state["started"], extra=extra)
 
-    rec = run_once(files, resume=args.resume, force=args.force, train=train, record=make_record,
-                   label=f"{folder:19s} seed {seed}")
+    rec = run_once(files, resume=opts.resume, force=opts.force, train=train, record=make_record, label=label)
     if hp.get("attention_heads") and rec.get("attention", {}).get("statistic_version") != STATISTIC_VERSION:
-        rec = recompute_attention(rec, files, variant, hp, data, device)
+        rec = recompute_attention(rec, files, run.variant, hp, data, device)
     return rec
 
 
@@ -188,20 +210,23 @@ def summarise(out, thresholds, record):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args, opts = parse_args(argv)
     experiment = experiment_name("q2_2_default" if args.setting == "default" else "q2_2", args.quick)
-    device, precision = setup_device(args)
+    device, precision, malloc_kept = setup_device(opts)
     stop_on_sigterm()
-    data, record = load_q2(args, [args.protein], device)
-    hp, lr, batch_size, hp_source = setting_config(args)
-    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) sizes {record['sizes']}; device {device}, "
-          f"precision {precision}; setting {args.setting}: BiLSTM {hp} lr {lr:.2e} batch {batch_size} from {hp_source}")
-    out = Path(args.out_dir) / experiment
+    data, record = load_q2(args.data_dir, [args.protein], device, args.quick)
+    hp, lr, batch_size, hp_source = setting_config(args.setting, args.lr, args.batch_size, args.q2_1_metrics)
+    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) sizes {record['sizes']}; device "
+          f"{device}, precision {precision}; setting {args.setting}: BiLSTM {hp} lr {lr:.2e} batch {batch_size} from "
+          f"{hp_source}")
+    ctx = RunContext(experiment, data, record, device, opts, options=opts.record(malloc_kept=malloc_kept))
+    out = Path(opts.out_dir) / experiment
     for variant in args.variants:
-        folder, arm_hp = arm(variant, args)
+        folder, arm_hp = arm(variant, args.heads, args.self_attention_heads)
         for seed in args.seeds:
-            train_seed(args, experiment, variant, folder, seed, ({**hp, **arm_hp}, lr, batch_size, hp_source), data,
-                       record, device, precision)
+            train_seed(Q22Config(setting=args.setting, variant=variant, folder=folder, seed=seed, epochs=args.epochs,
+                                 hp={**hp, **arm_hp}, lr=lr, batch_size=batch_size, hp_source=hp_source,
+                                 precision=precision, protein=args.protein, quick=args.quick), ctx)
         write_aggregate(out / folder, AGG_KEYS)
 
     summary = summarise(out, args.thresholds, record)

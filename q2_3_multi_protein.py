@@ -32,22 +32,23 @@ figures/q2_3/summary.json, figures/q2_3/table.md and figures/q2_3/per_protein.pn
 import argparse
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from common.reporting.plots_q2 import plot_q2_3
-from common.reporting.stats import paired_diff
+from common.reporting.q2_3 import summarise, table
+from common.rna.baselines import profile_only
 from common.rna.fit import DEFAULT_COURSE_DIR, load_q2, predict, resolve_data_dir, test_report, train_rna
 from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
-from common.rna.multi import K, MultiProteinModel, kmer_descriptors, profile_scores, protein_label, train_multi
+from common.rna.multi import MultiProteinModel, kmer_descriptors, train_multi
 from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, write_json, write_text
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
-from common.runfiles.lifecycle import RunFiles, run_once
+from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.records import experiment_name, metrics_record
 from common.training.device import seed_everything, setup_device
-from common.training.loop import FitConfig, epoch_printer, stop_on_sigterm
+from common.training.loop import FitConfig, convergence, epoch_printer, stop_on_sigterm
 from common.training.metrics import regression_report
 
 REAL_PROTEINS = ["RBFOX1", "PUM1", "HNRNPA1", "QKI", "ELAVL1", "SRSF1"]   # default on the real course files
@@ -67,7 +68,7 @@ def parse_args(argv):
     p.add_argument("--q2-1-dir", default="figures/q2_1", help="where Q2.1's selected configurations are")
     p.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
     add_common_args(p, epochs=30, batch_size=None, lr=None, quick_epochs=2)
-    args = parse_flags(p, argv)
+    args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_dir"))
     if args.proteins is not None and len(args.proteins) < 3:
         p.error("--proteins needs at least 3 names (two to train on while one is held out)")
     if args.holdout and args.proteins and not set(args.holdout) <= set(args.proteins):
@@ -76,21 +77,42 @@ def parse_args(argv):
         args.seeds = [1, 2, 3]
     if args.quick:
         args.seeds = args.seeds[:1]
-    return args
+    return args, opts
 
 
-def encoder_config(args):
-    """(hyperparameters, lr, batch size, where they come from) of the RNA encoder."""
-    if args.encoder_config == "default":
-        hp, lr, batch, source = dict(HOMEWORK_DEFAULT_HP[args.encoder]), HOMEWORK_DEFAULT_LR, HOMEWORK_DEFAULT_BATCH, "homework default"
+
+@dataclass(frozen=True)
+class Q23Config:
+    """The protocol values of one seed's arms: what each arm's record stores as "config" (with its variant)."""
+    seed: int
+    encoder: str            # cnn | lstm
+    encoder_hp: dict
+    lr: float
+    batch_size: int
+    hp_source: str
+    epochs: int
+    patience: int
+    precision: str
+    proteins: tuple
+    quick: bool
+    variant: str = ""       # set per arm: multi_identity, single_<protein>, fewshot_<protein>
+
+
+def encoder_config(encoder, which, q2_1_dir, lr=None, batch_size=None):
+    """(hyperparameters, lr, batch size, where they come from) of the RNA encoder; lr, batch_size: --lr and
+    --batch-size, which override the configuration's."""
+    if which == "default":
+        hp, lr0, batch0, source = (dict(HOMEWORK_DEFAULT_HP[encoder]), HOMEWORK_DEFAULT_LR, HOMEWORK_DEFAULT_BATCH,
+                                   "homework default")
     else:
-        path = Path(args.q2_1_dir) / args.encoder / "metrics.json"
+        path = Path(q2_1_dir) / encoder / "metrics.json"
         if not path.is_file():
-            raise UserError(f"--encoder-config selected reads Q2.1's selected {args.encoder} from {path}, which is missing: "
-                            f"run `python q2_1_cnn_lstm.py --model {args.encoder}` first, or pass --encoder-config default")
+            raise UserError(f"--encoder-config selected reads Q2.1's selected {encoder} from {path}, which is "
+                            f"missing: run `python q2_1_cnn_lstm.py --model {encoder}` first, or pass "
+                            f"--encoder-config default")
         c = read_json(path)["config"]
-        hp, lr, batch, source = dict(c["hp"]), c["lr"], c["batch_size"], f"Q2.1 selected ({path})"
-    return hp, args.lr or lr, args.batch_size or batch, source
+        hp, lr0, batch0, source = dict(c["hp"]), c["lr"], c["batch_size"], f"Q2.1 selected ({path})"
+    return hp, lr or lr0, batch_size or batch0, source
 
 
 def default_proteins(data_dir):
@@ -106,197 +128,114 @@ def per_protein_test(model, split, names):
     return dict(zip(names, regression_report(p, split["y"], split["y_mask"])))
 
 
-def profile_only(data, profiles, names, record, experiment):
-    """The baseline: SetB (and validation) Spearman of each protein's profile match alone; no weights, no seed."""
-    rows = {}
-    for split in ("val", "test"):
-        scores = profile_scores(data[split]["x"], data[split]["valid"], profiles)
-        for name, r in zip(names, regression_report(scores, data[split]["y"], data[split]["y_mask"])):
-            rows.setdefault(name, {})[split] = {"spearman": r["spearman"], "pearson": r["pearson"]}
-        for name, r in zip(names, regression_report(others_mean(data[split]), data[split]["y"], data[split]["y_mask"])):
-            rows[name][f"{split}_others_mean"] = {"spearman": r["spearman"], "pearson": r["pearson"]}
-    return {"experiment": experiment, "data": record, "k": K, "top_fraction": TOP_FRACTION,
-            "others_mean_definition": others_mean.__doc__.strip(),
-            "definition": kmer_descriptors.__doc__.split("\n\n")[1].strip() + " Score of a probe: "
-                          + profile_scores.__doc__.splitlines()[0].split(": ", 1)[1] + " Spearman over probes with a measured "
-                          "intensity (ties: average ranks, as scipy.stats.spearmanr).",
-            "proteins": rows}
+def run_arm(run, ctx, folder, train, test_of):
+    """One arm (run: its Q23Config with the arm's variant) through the shared run lifecycle; train(from_checkpoint,
+    ckpt) -> (model, fit result); test_of(model, result) -> the test fields of its record."""
+    seed, opts = run.seed, ctx.opts
+    files = RunFiles.under(opts.out_dir, opts.run_dir, ctx.experiment, f"seed{seed}", folder)
+    state = {}
+
+    def fit_arm(from_checkpoint):
+        seed_everything(seed)
+        state["started"] = time.time()
+        state["model"], result = train(from_checkpoint, files.checkpoint)
+        return result
+
+    def record(result, finished):
+        extra = {"arm": folder, **(test_of(state["model"], result) | convergence(result) if finished else {})}
+        return metrics_record(ctx.experiment, run.variant, config=run, options=ctx.options, data=ctx.data_record,
+                              device=ctx.device, seed=seed, params=sum(p.numel() for p in state["model"].parameters()),
+                              result=result, started=state["started"], extra=extra)
+
+    rec = run_once(files, resume=opts.resume, force=opts.force, train=fit_arm, record=record,
+                   label=f"seed {seed} {folder}")
+    if not rec.get("converged", True):
+        print(f"seed {seed} {folder}: NOT converged (best epoch {rec['best_epoch']} is its last of "
+              f"{rec['epochs_run']}); raise --epochs", flush=True)
+    return rec
 
 
-def others_mean(split):
-    """The second baseline, also without weights: a probe scored for protein j by the mean of the OTHER proteins'
-    measured targets for that probe (those present). It is what a probe's shared background alone predicts, the part
-    a multi-protein model can learn from the other proteins without any profile."""
-    y, m = split["y"], split["y_mask"].float()
-    total, count = (y * m).sum(1, keepdim=True), m.sum(1, keepdim=True)
-    return ((total - y * m) / (count - m).clamp(min=1)).masked_fill(count - m == 0, 0.0)   # (N, P)
-
-
-def convergence(result):
-    """Best epoch, and whether the run converged: it stopped early, or its best epoch came before its last."""
-    best, n = result["best"]["epoch"], len(result["history"])
-    return {"best_epoch": best, "converged": bool(result["stopped_early"]) or best < n}
-
-
-def protocol(args, seed, out, runs, data, record, device, precision, experiment, enc, names, profiles):
-    """Every arm of one seed; returns {arm kind: {protein: test Spearman}}."""
-    P = len(names)
-    hp, lr, batch, hp_source = enc
-    cfg = FitConfig(epochs=args.epochs, batch_size=batch, seed=seed, select="val_spearman", precision=precision,
-                    patience=args.patience)
+def protocol(run, ctx, names, profiles, holdout):
+    """Every arm of one seed (run: its Q23Config); returns {arm kind: {protein: test Spearman}} and the epochs."""
+    P, data, hp = len(names), ctx.data, run.encoder_hp
+    cfg = FitConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed, select="val_spearman",
+                    precision=run.precision, patience=run.patience)
 
     def log(tag):
-        return epoch_printer(f"seed {seed} {tag:22s}", args.epochs, ("train_loss", "val_spearman"))
-
-    def record_of(variant, model, result, started, extra):
-        config = {**vars(args), "variant": variant, "seed": seed, "encoder_hp": hp, "lr": lr, "batch_size": batch,
-                  "hp_source": hp_source, "precision": precision}
-        return metrics_record(experiment, variant, config, record, device, seed, sum(p.numel() for p in model.parameters()),
-                              result, started, extra=extra)
-
-    def arm(folder, variant, train, test_of):
-        """One arm through the shared run lifecycle; train(from_checkpoint) -> (model, fit result)."""
-        files, state = RunFiles(out / folder / "metrics.json", runs / folder / "checkpoint.pt"), {}
-
-        def run(from_checkpoint):
-            seed_everything(seed)
-            state["started"] = time.time()
-            state["model"], result = train(from_checkpoint, files.checkpoint)
-            return result
-
-        def record(result, finished):
-            extra = {"arm": folder, **(test_of(state["model"], result) | convergence(result) if finished else {})}
-            return record_of(variant, state["model"], result, state["started"], extra)
-
-        rec = run_once(files, resume=args.resume, force=args.force, train=run, record=record, label=f"seed {seed} {folder}")
-        if not rec.get("converged", True):
-            print(f"seed {seed} {folder}: NOT converged (best epoch {rec['best_epoch']} is its last of {rec['epochs_run']}); "
-                  f"raise --epochs", flush=True)
-        return rec
+        return epoch_printer(f"seed {run.seed} {tag:22s}", run.epochs, ("train_loss", "val_spearman"))
 
     def multi(folder, variant, train_cols, protein, extra):
         def train(from_checkpoint, ckpt):
-            model = MultiProteinModel(args.encoder, hp, P, protein=protein, descriptors=profiles if protein == "profile" else None)
-            return model, train_multi(model, data, train_cols, lr, cfg, device, log(folder), ckpt, from_checkpoint)
+            model = MultiProteinModel(run.encoder, hp, P, protein=protein,
+                                      descriptors=profiles if protein == "profile" else None)
+            return model, train_multi(model, data, train_cols, run.lr, cfg, ctx.device, log(folder), ckpt,
+                                      from_checkpoint)
 
         def test_of(model, result):
             model.load_state_dict(result["best_state"])
             test = per_protein_test(model, data["test"], names)
             return {"test": test, **extra(test)}
-        return arm(folder, variant, train, test_of)
+        return run_arm(replace(run, variant=variant), ctx, folder, train, test_of)
 
     seen = multi("seen", "multi_identity", list(range(P)), "identity", lambda test: {})
     single = {}
     for j, name in enumerate(names):
-        single[name] = arm(f"single/{name}", f"single_{name}",
-                           lambda from_checkpoint, ckpt, j=j, name=name: train_rna(
-                               args.encoder, hp, lr, data, cfg, device, col=j, on_epoch=log(f"single {name}"), ckpt=ckpt,
-                               resume=from_checkpoint),
-                           lambda model, result, j=j: {"test": test_report(model, result["best_state"], data["test"], col=j)})
+        def train_single(from_checkpoint, ckpt, j=j, name=name):
+            return train_rna(run.encoder, hp, run.lr, data, cfg, ctx.device, col=j, on_epoch=log(f"single {name}"),
+                             ckpt=ckpt, resume=from_checkpoint)
+        single[name] = run_arm(replace(run, variant=f"single_{name}"), ctx, f"single/{name}", train_single,
+                               lambda model, result, j=j: {"test": test_report(model, result["best_state"],
+                                                                               data["test"], col=j)})
     fewshot = {}
-    for name in args.holdout or names:
-        train_cols = [i for i in range(P) if names[i] != name]
-        fewshot[name] = multi(f"fewshot/{name}", f"fewshot_{name}", train_cols, "profile",
-                              lambda test, name=name: {"held_out": name, "train_proteins": [n for n in names if n != name],
-                                                       "held_out_test": test[name]})
+    for name in holdout or names:
+        others = [n for n in names if n != name]
+        fewshot[name] = multi(f"fewshot/{name}", f"fewshot_{name}", [names.index(n) for n in others], "profile",
+                              lambda test, name=name, others=others: {"held_out": name, "train_proteins": others,
+                                                                      "held_out_test": test[name]})
     records = [seen, *single.values(), *fewshot.values()]
     return {"single": {n: r["test"]["spearman"] for n, r in single.items()},
             "multi_seen": {n: seen["test"][n]["spearman"] for n in names},
             "fewshot": {n: r["held_out_test"]["spearman"] for n, r in fewshot.items()},
-            "not_converged": [f"seed{seed}/{r['arm']}" for r in records if not r["converged"]],
+            "not_converged": [f"seed{run.seed}/{r['arm']}" for r in records if not r["converged"]],
             "epochs": {r["arm"]: {"best": r["best_epoch"], "run": r["epochs_run"], "stopped_early": r["stopped_early"]}
                        for r in records}}
 
 
-def summarise(names, ids, per_seed, seeds, baseline, record, enc, args, device, experiment):
-    rows = []
-    for name, pid in zip(names, ids):
-        row = {"protein": name, "id": pid, "label": protein_label(name, record),
-               "profile_only": baseline["proteins"][name]["test"]["spearman"],
-               "others_mean": baseline["proteins"][name]["test_others_mean"]["spearman"]}
-        for key in ("single", "multi_seen", "fewshot"):
-            vals = [r[key][name] for r in per_seed if name in r[key]]
-            row[key] = float(np.mean(vals)) if vals else None
-            row[key + "_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
-            row[key + "_values"] = vals
-        rows.append(row)
-    full = [r for r in rows if r["fewshot"] is not None]
-    comparisons = {}
-    for label, a, b, rs in (("few-shot (own profile) − profile-only baseline", "fewshot", "profile_only", full),
-                            ("few-shot (own profile) − other proteins' mean", "fewshot", "others_mean", full),
-                            ("few-shot (own profile) − single-protein model", "fewshot", "single", full),
-                            ("multi-protein (seen) − single-protein model", "multi_seen", "single", rows)):
-        if len(rs) >= 2:
-            comparisons[label] = {**paired_diff([r[a] for r in rs], [r[b] for r in rs]), "a": a, "b": b,
-                                  "mean_a": float(np.mean([r[a] for r in rs])), "mean_b": float(np.mean([r[b] for r in rs])),
-                                  "proteins": [r["protein"] for r in rs],
-                                  "unit": f"protein (each the mean over seeds {seeds}; the baseline has no seed)"}
-    hp, lr, batch, source = enc
-    return {"experiment": experiment, "data": record, "encoder": args.encoder, "encoder_hp": hp, "lr": lr, "batch_size": batch,
-            "encoder_source": source, "epochs": args.epochs, "patience": args.patience, "seeds": seeds, "device": device,
-            "rows": rows, "comparisons": comparisons,
-            "not_converged": [x for r in per_seed for x in r["not_converged"]],
-            # stricter: ran to the epoch cap without early stopping (its best epoch may still be before the last)
-            "ran_to_cap": [f"seed{s}/{arm}" for s, r in zip(seeds, per_seed) for arm, e in r["epochs"].items()
-                           if not e["stopped_early"]],
-            "best_and_run_epochs": {f"seed{s}": r["epochs"] for s, r in zip(seeds, per_seed)},
-            "mean": {k: float(np.mean([r[k] for r in rows if r[k] is not None])) if any(r[k] is not None for r in rows) else None
-                     for k in ("single", "multi_seen", "fewshot", "profile_only", "others_mean")}}
-
-
-def table(summary, record):
-    def fmt(r, k):
-        return "—" if r[k] is None else f"{r[k]:.4f}" + (f" ± {r[k + '_std']:.4f}" if len(summary["seeds"]) > 1 else "")
-    lines = ["| protein | id | single-protein model | multi-protein, seen (identity) | few-shot: new protein, own profile | "
-             "profile-only baseline (no weights) | other proteins' mean (no weights) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['id']} | {fmt(r, 'single')} | {fmt(r, 'multi_seen')} | {fmt(r, 'fewshot')} | "
-              f"{r['profile_only']:.4f} | {r['others_mean']:.4f} |" for r in summary["rows"]]
-    m = summary["mean"]
-    lines.append("| **mean** | | " + " | ".join("—" if m[k] is None else f"{m[k]:.4f}"
-                                                   for k in ("single", "multi_seen", "fewshot", "profile_only",
-                                                             "others_mean")) + " |")
-    comp = [f"- {k}: {c['diff']:+.4f}" + ("" if c["ci95"] is None else f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]")
-            + f" ({c['method']}, n = {c['n']} proteins)" for k, c in summary["comparisons"].items()]
-    conv = summary["not_converged"]
-    caption = (f"Test Spearman on SetB, mean ± std over seeds {summary['seeds']}. Data: {source_name(record)} "
-               f"({record['checksum'][:8]}){'; sim-* proteins have invented motifs' if record['source'] == 'simulated' else ''}. "
-               f"Encoder {summary['encoder']} ({summary['encoder_source']}: {summary['encoder_hp']}, lr {summary['lr']:.3g}, "
-               f"batch {summary['batch_size']}); at most {summary['epochs']} epochs, early stopping patience {summary['patience']}; "
-               + ("every run converged (best epoch before its last, or stopped early); " if not conv else
-                  f"NOT converged: {', '.join(conv)}; ")
-               + (f"ran to the {summary['epochs']}-epoch cap without stopping early: {', '.join(summary['ran_to_cap'])}; "
-                  if summary["ran_to_cap"] else "") + f"device {summary['device']}.\n\n")
-    return caption + "\n".join(lines) + "\n\n" + "\n".join(comp) + "\n"
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args, opts = parse_args(argv)
     stop_on_sigterm()
     experiment = experiment_name("q2_3", args.quick)
-    enc = encoder_config(args)
-    data_dir = resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, args.data_dir is not None)   # makes a missing simulated set
+    hp, lr, batch, source = encoder_config(args.encoder, args.encoder_config, args.q2_1_dir, args.lr, args.batch_size)
+    data_dir = resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, args.data_dir is not None)   # may simulate
     names = args.proteins or default_proteins(data_dir)
     if len(names) < 3:
         raise UserError(f"the data set has {len(names)} proteins ({names}); Q2.3 needs at least 3: pass --proteins")
     if args.holdout and not set(args.holdout) <= set(names):
         raise UserError(f"--holdout {args.holdout} must be among the proteins {names}")
-    device, precision = setup_device(args, cpu_bf16_pays=(args.encoder != "cnn"))   # measured, common/training/device.py
-    data, record = load_q2(args, names, device, data_dir)
+    # bf16 on CPU pays for the BiLSTM encoder, not for the CNN (measured, common/training/device.py)
+    device, precision, malloc_kept = setup_device(opts, cpu_bf16_pays=(args.encoder != "cnn"))
+    data, record = load_q2(data_dir, names, device, args.quick)
     names = record["proteins"]
-    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) proteins {dict(zip(names, record['ids']))} "
-          f"sizes {record['sizes']}; device {device}, precision {precision}; encoder {args.encoder} from {enc[3]}: {enc[0]}, "
-          f"lr {enc[1]:.3g}, batch {enc[2]}; at most {args.epochs} epochs, patience {args.patience}; seeds {args.seeds}")
-    base, runs = Path(args.out_dir) / experiment, Path(args.run_dir) / experiment
+    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) proteins "
+          f"{dict(zip(names, record['ids']))} sizes {record['sizes']}; device {device}, precision {precision}; "
+          f"encoder {args.encoder} from {source}: {hp}, lr {lr:.3g}, batch {batch}; at most {args.epochs} epochs, "
+          f"patience {args.patience}; seeds {args.seeds}")
+    ctx = RunContext(experiment, data, record, device, opts, options=opts.record(malloc_kept=malloc_kept))
+    base = Path(opts.out_dir) / experiment
     profiles = kmer_descriptors(data["train"], top_fraction=TOP_FRACTION)   # from the training split only
-    baseline = profile_only(data, profiles, names, record, experiment)
+    baseline = {"experiment": experiment, "data": record, **profile_only(data, profiles, names, TOP_FRACTION)}
     write_json(base / "profile_only.json", baseline)
     print("profile-only baseline (test Spearman): "
           + ", ".join(f"{n} {v['test']['spearman']:.4f}" for n, v in baseline["proteins"].items()))
     per_seed = []
     for seed in args.seeds:
-        per_seed.append(protocol(args, seed, base / f"seed{seed}", runs / f"seed{seed}", data, record, device, precision,
-                                 experiment, enc, names, profiles))
-    summary = summarise(names, record["ids"], per_seed, args.seeds, baseline, record, enc, args, device, experiment)
+        run = Q23Config(seed=seed, encoder=args.encoder, encoder_hp=hp, lr=lr, batch_size=batch, hp_source=source,
+                        epochs=args.epochs, patience=args.patience, precision=precision, proteins=tuple(names),
+                        quick=args.quick)
+        per_seed.append(protocol(run, ctx, names, profiles, args.holdout))
+    summary = summarise(names, record["ids"], per_seed, baseline, record, protocol={
+        "encoder": args.encoder, "encoder_hp": hp, "lr": lr, "batch_size": batch, "encoder_source": source,
+        "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds, "device": device})
     write_json(base / "summary.json", summary)
     text = table(summary, record)
     write_text(base / "table.md", text)

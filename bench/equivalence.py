@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 VOLATILE = {"seconds", "train_seconds", "eval_seconds", "wall_seconds", "seconds_per_epoch_median", "written", "started",
             "code", "python", "torch_version", "threads", "device_name", "malloc_kept", "path", "cache", "out_dir", "run_dir",
             "npz", "data_dir", "q2_1_dir", "q2_1_metrics", "attention_recomputed", "environment", "hostname",
-            "config"}   # config: its layout changes by design (issue 29); every metric it drives is compared
+            "config", "options"}   # their layout changes by design (issue 29); every metric they drive is compared
 
 
 def scrub(obj):

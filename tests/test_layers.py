@@ -100,3 +100,34 @@ def test_an_added_upward_import_is_caught():
         found = imports_in(src, "common.runfiles.probe")
         assert found == {"common.reporting.stats"}, (src, found)
         assert all(layer(n) > layer("common.runfiles.probe") for n in found)
+
+
+def params_named_args(source):
+    """(function, line) of every function in a module's source with a parameter named `args` (an argparse
+    Namespace passed down: the scripts build a frozen config and RunOptions instead)."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = node.args
+            names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]   # *args is no Namespace
+            if "args" in names:
+                out.append((getattr(node, "name", "lambda"), node.lineno))
+    return out
+
+
+def test_no_function_in_common_takes_the_namespace():
+    found = {str(p.relative_to(ROOT)): params_named_args(p.read_text()) for p in COMMON.rglob("*.py")}
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_args_finder_finds_them():
+    assert params_named_args("def f(x, args):\n    pass\ng = lambda *, args: 0\n") == [("f", 1), ("lambda", 3)]
+    assert params_named_args("def f(x, *args):\n    pass\n") == [] and params_named_args("args = 1\n") == []
+
+
+def test_modules_and_scripts_stay_small():
+    """STYLE.md: thin scripts (at most about 250 lines) over a small library (no module over 350)."""
+    lines = lambda p: len(p.read_text().splitlines())
+    big_modules = {str(p.relative_to(ROOT)): lines(p) for p in COMMON.rglob("*.py") if lines(p) > 350}
+    big_scripts = {p.name: lines(p) for p in Path(ROOT).glob("*.py") if lines(p) > 250}
+    assert big_modules == {} and big_scripts == {}

@@ -153,6 +153,8 @@ def test_metrics_file_has_the_promised_keys(tmp_path, blood_npz):
     assert set(m["history"][0]) >= {"epoch", "train_loss", "val_acc", "test_acc", "seconds"}
     assert m["test"]["acc"] == m["history"][m["best"]["epoch"] - 1]["test_acc"]
     assert m["config"]["quick"] is True and m["experiment"] == "q1_2_quick"
+    assert not {"out_dir", "run_dir", "resume", "force", "note", "npz"} & set(m["config"])   # run options: apart
+    assert m["options"]["quick"] is True and m["options"]["out_dir"] == str(tmp_path / "fig")
     assert (tmp_path / "fig" / "q1_2_quick" / "curves.png").stat().st_size > 10_000
     # MedMNIST's metrics for the selected checkpoint: its ACC equals our test accuracy of the best epoch
     assert m["test"]["acc_medmnist"] == pytest.approx(m["test"]["acc"], abs=1e-6)

@@ -178,6 +178,10 @@ def test_q2_2_quick_run_outputs(quick_figures):
     code = rec["code"]   # provenance: the commit, whether the tree was dirty, and the command line
     assert re.fullmatch(r"[0-9a-f]{40}", code["git_commit"]) and isinstance(code["git_dirty"], bool)
     assert code["argv"][0] == "q2_2_attention.py" and "--quick" in code["argv"]
+    # config is the protocol (the script's frozen Q22Config); the run options are stored apart
+    assert set(rec["config"]) == {"setting", "variant", "folder", "seed", "epochs", "hp", "lr", "batch_size",
+                                  "hp_source", "precision", "protein", "quick"}
+    assert {"out_dir", "run_dir", "resume", "force", "note", "malloc_kept", "data_dir"} <= set(rec["options"])
     a = rec["attention"]
     assert 0 <= a["attention_mass_on_motif"] <= 1 and [b["bin"] for b in a["single_site_probes_by_position"]] == \
         ["5' third", "middle third", "3' third"]

@@ -20,6 +20,7 @@ import torch
 
 from common.rna.fit import device_split, test_report, train_rna
 from common.rna.format import decode, load_rnacompete
+from common.rna.models import EPOCH_CAP, HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
 from common.rna.simulate import is_default, simulate
 from common.runfiles.files import exit_on_user_error, read_json, write_json
 from common.runfiles.provenance import environment
@@ -40,8 +41,7 @@ ANCHOR_TABLE = [   # quantity on the real RBFOX1 data, value, source (issue 19)
      "range": [-2, 10], "source": "ResidualBind's RBFOX1 analysis"},
 ]
 ACCEPT = {"best_val_mse": [0.28, 0.40], "best_val_spearman": [0.55, 0.72], "setb_z_max_min": 6.0}
-DEFAULT_MODELS = {"cnn": ({"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2}, 25),
-                  "lstm": ({"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}, 50)}
+DEFAULT_MODELS = {name: (HOMEWORK_DEFAULT_HP[name], EPOCH_CAP[name]) for name in ("cnn", "lstm")}
 
 
 def count_sites(seqs, motif):
@@ -71,13 +71,15 @@ def train_default(name, data, device, seed=0, epochs=None, on_epoch=None):
     """One homework-default model (seed 0) at its best validation epoch -> the anchor quantities."""
     hp, budget = DEFAULT_MODELS[name]
     precision = resolve_precision("auto", device, cpu_bf16_pays=(name != "cnn"))
-    cfg = FitConfig(epochs=epochs or budget, batch_size=64, seed=seed, select="val_spearman", patience=5, precision=precision)
+    cfg = FitConfig(epochs=epochs or budget, batch_size=HOMEWORK_DEFAULT_BATCH, seed=seed, select="val_spearman",
+                    patience=5, precision=precision)
     seed_everything(seed)
     t0 = time.time()
-    model, res = train_rna(name, hp, 1e-3, data, cfg, device, on_epoch=on_epoch)
+    model, res = train_rna(name, hp, HOMEWORK_DEFAULT_LR, data, cfg, device, on_epoch=on_epoch)
     best = next(h for h in res["history"] if h["epoch"] == res["best"]["epoch"])
     test = test_report(model, res["best_state"], data["test"])
-    return {"hp": hp, "lr": 1e-3, "batch_size": 64, "epochs_budget": cfg.epochs, "patience": 5, "precision": precision,
+    return {"hp": hp, "lr": HOMEWORK_DEFAULT_LR, "batch_size": HOMEWORK_DEFAULT_BATCH, "epochs_budget": cfg.epochs,
+            "patience": 5, "precision": precision,
             "seed": seed, "best_epoch": best["epoch"], "epochs_run": len(res["history"]),
             "best_val_mse": best["val_loss"], "best_val_spearman": best["val_spearman"],
             "test_spearman": test["spearman"], "test_pearson": test["pearson"], "test_mse": test["mse"],

@@ -31,14 +31,15 @@ def resolve_data_dir(data_dir, explicit):
     return SIMULATED_DIR
 
 
-def load_q2(args, proteins, device, data_dir=None):
+def load_q2(data_dir, proteins, device, quick=False):
     """Tensors on the device and the data record; the file's warnings are printed on every run (also from cache).
-    data_dir: a folder resolve_data_dir() already gave (else it is resolved here, from args.data_dir)."""
-    data_dir = data_dir or resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, args.data_dir is not None)
+    data_dir: the --data-dir flag (None: the course files in data/rnacompete, else the simulated set), or a folder
+    that resolve_data_dir() already gave. quick: the first 2,000 probes of each split."""
+    data_dir = resolve_data_dir(data_dir or DEFAULT_COURSE_DIR, data_dir is not None)
     splits, record = load_rnacompete(data_dir, proteins, cache_dir=str(Path("data") / "cache"))
     for line in record["warnings"]:
         print(f"data warning: {line}")
-    on_device = {s: device_split(v, device, args.quick) for s, v in splits.items()}
+    on_device = {s: device_split(v, device, quick) for s, v in splits.items()}
     return on_device, record
 
 

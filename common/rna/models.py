@@ -6,6 +6,7 @@ from torch import nn
 HOMEWORK_DEFAULT_HP = {"cnn": {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2},
                        "lstm": {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}}
 HOMEWORK_DEFAULT_LR, HOMEWORK_DEFAULT_BATCH = 1e-3, 64
+EPOCH_CAP = {"cnn": 25, "lstm": 50}   # Q2.1's epochs at most (early stopping; the cnn's: the report's budget)
 
 
 def mlp(d_in, hidden, dropout, d_out=1):

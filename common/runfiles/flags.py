@@ -1,5 +1,6 @@
-"""The flags every script shares, and their argument types."""
+"""The flags every script shares, their argument types, and the run options they give (apart from the protocol)."""
 import argparse
+from dataclasses import asdict, dataclass, field
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -74,15 +75,44 @@ def add_common_args(p, *, epochs, batch_size, lr, quick_epochs, checkpoints=True
     return p
 
 
-def parse_flags(p, argv=None):
-    """parse_args, then the epochs: --epochs if given, else the quick-mode epochs with --quick, else the protocol's
-    (None where each model has its own)."""
-    args = p.parse_args(argv)
-    if args.epochs is None:
-        args.epochs = p.quick_epochs if args.quick else p.protocol_epochs
-    return args
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out, apart from its protocol: where its files go, whether it resumes or replaces, the
+    device flags, the note. A record stores these as "options", its protocol values as "config" and the command
+    line under "code" (common/runfiles/provenance.py). Flags a script does not offer keep their default here."""
+    out_dir: str = "figures"
+    run_dir: str | None = None
+    note: str = ""
+    quick: bool = False
+    resume: bool = False
+    force: bool = False
+    checkpoint_every: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: str | None = None
+    threads: int | None = None
+    malloc: str = "auto"
+    extra: dict = field(default_factory=dict)   # a script's own run flags (e.g. --stop-at, --workers)
+
+    def record(self, **more):
+        """The options as a record stores them: the fields, the script's own run flags, and `more`."""
+        out = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return {**out, **self.extra, **more}
 
 
-def seeds_of(args):
+def parse_flags(p, argv=None, options=()):
+    """(Namespace, RunOptions): parse_args, then the epochs (--epochs if given, else the quick-mode epochs with
+    --quick, else the protocol's: None where each model has its own), then the run options. options: the script's
+    own flags (dest names) that are run options rather than protocol values; they go to RunOptions.extra."""
+    ns = p.parse_args(argv)
+    if ns.epochs is None:
+        ns.epochs = p.quick_epochs if ns.quick else p.protocol_epochs
+    given = vars(ns)
+    known = {f for f in RunOptions.__dataclass_fields__ if f != "extra"}
+    opts = RunOptions(**{k: given[k] for k in known if k in given}, extra={k: given[k] for k in options})
+    return ns, opts
+
+
+def seeds_of(seed, seeds):
     """The list of seeds to run: --seeds if given, else [--seed]."""
-    return list(args.seeds) if args.seeds else [args.seed]
+    return list(seeds) if seeds else [seed]

@@ -8,6 +8,18 @@ from common.runfiles.records import finished_record, kept_record, lock_run, writ
 
 
 @dataclass(frozen=True)
+class RunContext:
+    """What every run of one script call shares: the experiment, the data on the device and its record, the device,
+    and the run options (common.runfiles.flags.RunOptions) with `options`, the dict that records store of them."""
+    experiment: str
+    data: dict
+    data_record: dict
+    device: str
+    opts: object
+    options: dict
+
+
+@dataclass(frozen=True)
 class RunFiles:
     """Where one run's record and checkpoint go."""
     metrics: Path      # e.g. figures/<experiment>/<variant>/seed<k>/metrics.json

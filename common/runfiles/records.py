@@ -1,6 +1,7 @@
 """Run bookkeeping shared by the scripts: where a run's files go, its metrics record, seed aggregates."""
 import time
 from contextlib import ExitStack
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +52,10 @@ def finished_record(metrics_path):
     return rec if isinstance(rec, dict) and rec.get("status") == "complete" else None
 
 
-def guard_finished(metrics_path, args):
+def guard_finished(metrics_path, *, force, resume):
     """Refuse to overwrite a finished, non-quick run unless --force or --resume."""
     path = Path(metrics_path)
-    if args.force or args.resume:
+    if force or resume:
         return
     if finished_record(path) is not None:   # an unreadable file holds no good result to protect
         raise UserError(f"{path} already holds a finished run; pass --force to replace it, "
@@ -71,12 +72,14 @@ def kept_record(metrics_path, result):
     return rec if same else None
 
 
-def metrics_record(experiment, variant, config, data, device, seed, params, result, started, extra=None):
-    """The metrics.json dict: config, data provenance, environment, per-epoch history and selection."""
+def metrics_record(experiment, variant, *, config, options, data, device, seed, params, result, started, extra=None):
+    """The metrics.json dict: the protocol (config: the script's frozen config, or a dict), the run options apart
+    (options: RunOptions.record()), data provenance, environment, per-epoch history and selection."""
     history = result["history"]
     rec = {
         "experiment": experiment, "variant": variant, "status": "running",
-        "config": config, "data": data, **environment(device), "seed": seed, "params": params,
+        "config": asdict(config) if is_dataclass(config) else dict(config), "options": dict(options),
+        "data": data, **environment(device), "seed": seed, "params": params,
         "epochs_run": len(history),
         "train_seconds": float(sum(h["seconds"] for h in history)),
         "seconds_per_epoch_median": float(np.median([h["seconds"] for h in history])) if history else None,
@@ -89,6 +92,11 @@ def metrics_record(experiment, variant, config, data, device, seed, params, resu
         rec["resumed_after_epoch"] = resumed
     rec.update(extra or {})
     return rec
+
+
+def record_note(record):
+    """A record's --note: under "options" since 2026-12-02, in "config" before."""
+    return (record.get("options") or record.get("config") or {}).get("note") or ""
 
 
 def _dotted(record, key):
@@ -136,8 +144,8 @@ def seed_notes(records):
     """The runs' notes, each once with its seeds: "a" if every run has note a, else "seed 0: a; seeds 1, 2: b"."""
     by_note = {}
     for r in records:
-        if r["config"].get("note"):
-            by_note.setdefault(r["config"]["note"], []).append(str(r["seed"]))
+        if record_note(r):
+            by_note.setdefault(record_note(r), []).append(str(r["seed"]))
     if len(by_note) == 1 and len(next(iter(by_note.values()))) == len(records):
         return next(iter(by_note))
     return "; ".join(f"seed{'s' * (len(s) > 1)} {', '.join(s)}: {n}" for n, s in by_note.items())

@@ -80,11 +80,12 @@ def set_malloc(mode):
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
-def setup_device(args, cpu_bf16_pays=True):
-    """(device, precision) from --device/--precision, after applying --threads and --malloc."""
+def setup_device(opts, cpu_bf16_pays=True):
+    """(device, precision, malloc kept) from the run options' device, precision, threads and malloc flags
+    (common.runfiles.flags.RunOptions), after applying threads and malloc; the third goes into the record's options."""
     code_version()   # the code this run starts with, for its records
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.malloc_kept = set_malloc(args.malloc)   # recorded in metrics.json with the other flags
-    device = pick_device(args.device)
-    return device, resolve_precision(args.precision, device, cpu_bf16_pays)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    malloc_kept = set_malloc(opts.malloc)
+    device = pick_device(opts.device)
+    return device, resolve_precision(opts.precision, device, cpu_bf16_pays), malloc_kept

@@ -226,6 +226,13 @@ def early_stopped(history, best_epoch, patience):
     return bool(patience) and history[-1]["epoch"] - best_epoch >= patience
 
 
+def convergence(result):
+    """Best epoch of a fit() result, and whether the run converged: it stopped early, or its best epoch came
+    before its last (a run whose best epoch is its last may still have been improving)."""
+    best, n = result["best"]["epoch"], len(result["history"])
+    return {"best_epoch": best, "converged": bool(result["stopped_early"]) or best < n}
+
+
 def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_path=None, resume=False, on_epoch=None,
         ckpt_every=1):
     """Train for cfg.epochs, evaluating after each epoch; keep the best state by cfg.select (validation).

@@ -1,0 +1,269 @@
+"""Q2.1's hyperparameter search of one RNA model: the search spaces, the Optuna study and its objective, local
+worker processes, and the hand-over of interrupted or crashed trials. Storage plumbing: common/runfiles/search.py."""
+import multiprocessing as mp
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.study import MaxTrialsCallback
+
+from common.rna.fit import load_q2, train_rna
+from common.rna.models import EPOCH_CAP, HOMEWORK_DEFAULT_HP
+from common.runfiles.files import load_torch, save_torch
+from common.runfiles.flags import positive_int
+from common.runfiles.search import (
+    FINISHED,
+    fail_and_retry_orphans,
+    finished,
+    is_url,
+    make_storage,
+    quiet,
+    split_trials,
+    worker_device,
+    worker_threads,
+)
+from common.training.device import resolve_precision, seed_everything
+from common.training.loop import STOP, FitConfig
+
+EPOCHS = EPOCH_CAP   # at most, per trial
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """One search of one model: what its trials and workers share."""
+    model: str                  # cnn | lstm
+    protein: str
+    seed: int                   # TPE sampler and every trial's training
+    trials: int                 # finished (complete or pruned) trials to reach, counting resumed ones
+    epochs: int
+    patience: int
+    precision: str
+    default_lr: float           # trial 0 is the homework default, with this lr and batch size
+    default_batch_size: int
+    runs: str                   # trial weights and checkpoints, and the default journal storage
+    storage: str | None = None  # a journal file path or a database URL (None: <runs>/optuna.journal)
+    workers: int = 1
+    threads: int | None = None
+    data_dir: str | None = None  # for the worker processes, which load the data themselves
+    quick: bool = False
+    fresh: bool = True          # delete the study first (a new search: not --resume, not --search-only)
+
+
+@dataclass(frozen=True)
+class Q21Config:
+    """The protocol values of a Q2.1 record: what it stores as "config" (run options, such as the storage and the
+    workers, are stored apart)."""
+    model: str              # cnn | lstm
+    protein: str
+    seed: int
+    epochs: int             # at most (early stopping with patience)
+    patience: int
+    precision: str
+    hp: dict
+    lr: float
+    batch_size: int
+    quick: bool
+    configuration: str      # search selection | homework default
+    search: dict | None = None           # the search: trials, best trial, sampler, pruner, study, storage kind
+    selected_from: str | None = None     # a retrained selection: the search record it came from
+    selected_data_checksum: str | None = None
+
+
+def precision_of(flag, device, name):
+    return resolve_precision(flag, device, cpu_bf16_pays=(name != "cnn"))   # measured, common/training/device.py
+
+
+def add_search_args(p):
+    """The search's flags, as one argparse group."""
+    g = p.add_argument_group("search")
+    g.add_argument("--trials", type=positive_int, default=None,
+                   help="Optuna trials per model, counting resumed ones (default 20; 1 with --quick)")
+    g.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
+    g.add_argument("--storage", default=None,
+                   help="Optuna storage shared by workers: a journal file path (one machine, or a shared filesystem) or a "
+                        "postgresql:// (mysql://, sqlite:///) URL for several machines (default: a journal file under runs/)")
+    g.add_argument("--workers", type=positive_int, default=1,
+                   help="local worker processes on the same study, CPU threads split between them (one GPU each "
+                        "when there are several)")
+    g.add_argument("--search-only", action="store_true",
+                   help="join the study in --storage, run trials until it has --trials finished ones, and exit without "
+                        "selecting or testing (for helper machines; never deletes the study)")
+    return g
+
+
+def suggest(trial, name):
+    """Model hyperparameters, lr and batch size for one trial (the search spaces in q2_1_cnn_lstm.py's docstring)."""
+    if name == "cnn":
+        hp = {"kernel": trial.suggest_int("kernel", 6, 16), "filters": trial.suggest_int("filters", 16, 128, log=True),
+              "hidden": trial.suggest_categorical("hidden", [32, 64]), "dropout": trial.suggest_float("dropout", 0.0, 0.5)}
+    else:
+        hp = {"hidden": trial.suggest_int("hidden", 32, 128, log=True), "layers": trial.suggest_int("layers", 1, 2),
+              "dropout": trial.suggest_float("dropout", 0.0, 0.5), "mlp_hidden": 64}
+    return hp, trial.suggest_float("lr", 1e-4, 3e-3, log=True), trial.suggest_categorical("batch_size", [64, 128, 256, 512])
+
+
+def study_of(spec, checksum, worker=0, fresh=False):
+    """The Optuna study of this search in its storage (default: <runs>/optuna.journal); fresh deletes it first."""
+    storage = make_storage(spec.storage or Path(spec.runs) / "optuna.journal")
+    study_name = f"{spec.model}-{spec.protein}-{checksum[:8]}-seed{spec.seed}-ep{spec.epochs}"
+    if fresh:
+        try:
+            optuna.delete_study(study_name=study_name, storage=storage)
+        except KeyError:
+            pass
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=4))
+    # TPE seeded per worker and per number of trials already there: concurrent workers, and a resumed search,
+    # do not replay the same random draws (a fresh single-worker search is seeded by the seed alone, as before).
+    study.sampler = optuna.samplers.TPESampler(seed=spec.seed + 1000 * worker + len(study.trials))
+    return study
+
+
+def trial_checkpoint(runs, trial):
+    """This trial's per-epoch checkpoint (runs/trial<N>.ckpt). A retry of a trial that SIGTERM or a crash stopped
+    takes over the checkpoint of the trial it retries, so it continues from that epoch instead of epoch 1 (the
+    checkpoint holds weights, Adam state and RNG state: the same history as an uninterrupted trial)."""
+    path = runs / f"trial{trial.number}.ckpt"
+    src = trial.user_attrs.get("retry_of")
+    if src is not None and (runs / f"trial{src}.ckpt").is_file() and not path.is_file():
+        (runs / f"trial{src}.ckpt").rename(path)
+    return path
+
+
+def make_objective(spec, data, device, worker=0):
+    runs, name, epochs = Path(spec.runs), spec.model, spec.epochs
+
+    def objective(trial):
+        hp, lr, batch_size = suggest(trial, name)
+        cfg = FitConfig(epochs=epochs, batch_size=batch_size, seed=spec.seed, select="val_spearman",
+                        patience=spec.patience, precision=spec.precision)
+        trial.set_user_attr("worker", worker)
+        ckpt = trial_checkpoint(runs, trial)
+        resume = ckpt.is_file()
+        reported = set()
+
+        def on_epoch(result):
+            r = result["history"][-1]
+            print(f"{name} trial {trial.number:2d} (worker {worker}) epoch {r['epoch']:2d}/{epochs} "
+                  f"loss {r['train_loss']:.4f} val_loss {r['val_loss']:.4f} val_spearman {r['val_spearman']:.4f} "
+                  f"{r['seconds']:.1f}s", flush=True)
+            for h in result["history"]:   # after a resume, also the epochs the checkpoint brought (for the pruner)
+                if h["epoch"] not in reported:
+                    trial.report(h["val_spearman"], h["epoch"])
+                    reported.add(h["epoch"])
+            if trial.should_prune():
+                ckpt.unlink(missing_ok=True)
+                raise optuna.TrialPruned()
+
+        seed_everything(spec.seed)
+        if resume:
+            print(f"{name} trial {trial.number}: continuing trial {trial.user_attrs.get('retry_of')} from its "
+                  f"checkpoint {ckpt}", flush=True)
+        _, result = train_rna(name, hp, lr, data, cfg, device, on_epoch=on_epoch, ckpt=ckpt, resume=resume)
+        if resume:
+            trial.set_user_attr("resumed_after_epoch", len(result["history"]) - result["epochs_trained"])
+        if result["interrupted"]:   # --resume reruns it with the same parameters, from its checkpoint
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            trial.set_user_attr("interrupted_after_epoch", len(result["history"]))
+            trial.study.stop()
+            return float("nan")   # Optuna marks the trial FAIL (one warning line, no traceback); run_trials then exits
+        save_torch(runs / f"trial{trial.number}.pt", {"hp": hp, "lr": lr, "batch_size": batch_size,
+                                                      "state": result["best_state"], "history": result["history"]})
+        ckpt.unlink(missing_ok=True)
+        trial.set_user_attr("best_epoch", result["best"]["epoch"])
+        trial.set_user_attr("epochs_run", len(result["history"]))
+        return result["best"]["val_spearman"]
+    return objective
+
+
+def search_worker(spec, worker, n_trials, device):
+    """A local worker process: its share of the trials on the shared study, then exit."""
+    torch.set_num_threads(spec.threads or worker_threads(spec.workers))
+    device = worker_device(worker, device)
+    quiet()
+    data, record = load_q2(spec.data_dir, [spec.protein], device, spec.quick)
+    study = study_of(spec, record["checksum"], worker=worker)
+    study.optimize(make_objective(spec, data, device, worker), n_trials=n_trials)
+
+
+def run_trials(spec, data, record, device):
+    """Bring the study to spec.trials finished (complete or pruned) trials: local workers first, then this process
+    itself runs whatever is still missing (trials of a crashed worker, retried). On SIGTERM: one line, exit 143."""
+    name = spec.model
+    study = study_of(spec, record["checksum"], fresh=spec.fresh)
+    if not study.trials:
+        study.enqueue_trial({**HOMEWORK_DEFAULT_HP[name], "lr": spec.default_lr, "batch_size": spec.default_batch_size},
+                            skip_if_exists=True)
+    need = max(0, spec.trials - finished(study))
+    if spec.workers > 1 and need:
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=search_worker, args=(spec, w, k, device))
+                 for w, k in enumerate(split_trials(need, spec.workers)) if k]
+        print(f"{name}: {need} trials over {len(procs)} worker processes, "
+              f"{spec.threads or worker_threads(spec.workers)} threads each", flush=True)
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+        crashed = [w for w, proc in enumerate(procs) if proc.exitcode != 0]
+        if crashed and not is_url(spec.storage or ""):
+            print(f"{name}: workers {crashed} exited with an error; their running trials "
+                  f"{fail_and_retry_orphans(study)} are marked FAIL and retried")
+    need = max(0, spec.trials - finished(study))
+    if need:
+        study.optimize(make_objective(spec, data, device), n_trials=need,
+                       callbacks=[MaxTrialsCallback(spec.trials, states=FINISHED)])
+    if STOP.is_set():   # SIGTERM stopped a trial at an epoch end: it is marked FAIL and enqueued again for --resume
+        print(f"interrupted: {name} search stopped by SIGTERM at an epoch end; the running trial is marked FAIL and "
+              f"queued again with its parameters and checkpoint: continue with the same command and --resume",
+              file=sys.stderr, flush=True)
+        raise SystemExit(143)
+    return study
+
+
+def search_info(study, spec):
+    """What a search record's config says of its search."""
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    return {"trials": finished(study), "best_trial": study.best_trial.number, "failed_and_retried": len(failed),
+            "sampler": "TPE", "pruner": "median", "study": study.study_name,
+            "storage": "database" if is_url(spec.storage or "") else "journal file", "workers": spec.workers}
+
+
+def trial_seconds(study):
+    """Wall seconds of every trial of the study that ran to an end (complete, pruned or failed), summed: the search's
+    cost across all the calls and sessions that --resume joined (search_seconds counts only the last call)."""
+    return float(sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
+                     if t.datetime_start and t.datetime_complete))
+
+
+def best_trial_weights(spec, best, data, device):
+    """The selected trial's saved weights; if another machine ran it (its file is not in this run folder), retrain
+    its configuration here with the same seed."""
+    runs = Path(spec.runs)
+    path = runs / f"trial{best.number}.pt"
+    if path.is_file():
+        return load_torch(path, f"delete it and rerun with --resume (trial {best.number} is retrained), or rerun the "
+                          f"search with --force", weights_only=False)
+    print(f"{spec.model}: trial {best.number}'s weights are not in {runs} (another machine ran it); retraining its "
+          f"configuration")
+    hp, lr, batch_size = suggest(optuna.trial.FixedTrial(best.params), spec.model)
+    cfg = FitConfig(epochs=spec.epochs, batch_size=batch_size, seed=spec.seed, select="val_spearman",
+                    patience=spec.patience, precision=spec.precision)
+    seed_everything(spec.seed)
+    _, result = train_rna(spec.model, hp, lr, data, cfg, device)
+    saved = {"hp": hp, "lr": lr, "batch_size": batch_size, "state": result["best_state"], "history": result["history"]}
+    save_torch(path, saved)
+    return saved
+
+
+def kept_search(finished_rec, trials, best_trial, history):
+    """finished_rec (the finished search record on disk, or None) if it already describes this study (same number
+    of finished trials, same best trial and history), else None: a --resume that ran no new trial keeps the file as
+    it was instead of rewriting it with new timestamps."""
+    if finished_rec is None:
+        return None
+    search = finished_rec.get("config", {}).get("search", {})
+    same = (search.get("trials"), search.get("best_trial")) == (trials, best_trial)
+    return finished_rec if same and finished_rec.get("history") == history else None
