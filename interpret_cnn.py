@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.reporting.plots_q2 import plot_cnn_filters
+from common.reporting.plots_q2_data import plot_cnn_filters
 from common.rna.fit import load_q2
 from common.rna.format import ALPHABET
 from common.rna.models import build_rna_model

@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 from common.reporting.plots import plot_q1_comparison, plot_q1_curves
-from common.reporting.plots_q2 import plot_attention_maps, plot_calibration, plot_cnn_filters, plot_q2_3, plot_q2_curves, plot_search
+from common.reporting.plots_q2 import plot_attention_maps, plot_q2_curves, plot_search
 from common.reporting.plots_q2_2 import plot_attention_sites, plot_q2_2_design
+from common.reporting.plots_q2_3 import plot_q2_3
+from common.reporting.plots_q2_data import plot_calibration, plot_cnn_filters
 from common.reporting.plots_study import plot_gradients, plot_mechanism, plot_outcomes
 from common.reporting.q2_2_design import EXPERIMENTS
 from common.reporting.results import (

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from common.reporting.plots_q2 import plot_q2_3
+from common.reporting.plots_q2_3 import plot_q2_3
 from common.reporting.q2_3 import summarise, table
 from common.rna.baselines import profile_only
 from common.rna.fit import DEFAULT_COURSE_DIR, load_q2, predict, resolve_data_dir, test_report, train_rna

@@ -141,5 +141,5 @@ def test_calibration_record_has_its_keys(small_sets, tmp_path):
     assert {"q01", "q50", "q99", "max"} <= set(saved["setb_z"])
     assert {"share", "mean_z_with", "mean_z_without"} <= set(saved["gcaug"]) and "mean_z_by_ugcaug_sites" in saved
     assert saved["anchors"] and saved["preset"] == "calibrated" and not (tmp_path / "calibration.png").exists()
-    from common.reporting.plots_q2 import plot_calibration  # the figure is make_figures.py's, from the JSON
+    from common.reporting.plots_q2_data import plot_calibration  # the figure is make_figures.py's, from the JSON
     assert plot_calibration(saved, tmp_path / "calibration.png").stat().st_size > 10_000
