@@ -34,19 +34,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from common.reporting.q2_2_design import first_epoch_at
-from common.rna.attention import MOTIFS, STATISTIC_VERSION, attention_weights, map_probes, per_head_mass, site_statistics
-from common.rna.fit import load_q2, predict, test_report, train_rna
+from common.reporting.q2_2_summary import summarise
+from common.rna.attention import MOTIFS, STATISTIC_VERSION
+from common.rna.attention_record import recompute_attention, where_attention_looks
+from common.rna.fit import load_q2, test_report, train_rna
 from common.rna.format import decode
-from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR, build_rna_model
-from common.runfiles.files import UserError, exit_on_user_error, load_torch, read_json, source_name, timestamp, write_json
+from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
+from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunContext, RunFiles, run_once
-from common.runfiles.provenance import code_version
-from common.runfiles.records import experiment_name, load_runs, metrics_record, write_aggregate
+from common.runfiles.records import experiment_name, metrics_record, write_aggregate
 from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, epoch_printer, stop_on_sigterm
 
@@ -120,16 +117,6 @@ def arm(variant, heads, self_attention_heads):
     return "lstm", {"attention_heads": 0}
 
 
-def where_attention_looks(model, split, seqs):
-    """The site statistics by position and the map probes of one attention-pooling model (its selected weights)."""
-    heads = attention_weights(model, split)                    # (N, heads, L)
-    weights = heads.mean(1)
-    with torch.inference_mode():
-        pred = predict(model, split).cpu().numpy()
-    return {**site_statistics(weights, seqs), "per_head_mass_on_motif": per_head_mass(heads, seqs),
-            "map_probes": map_probes(weights, seqs, pred)}
-
-
 def train_seed(run, ctx):
     """One seed of one arm (run: its Q22Config; ctx: the call's RunContext) through the shared run lifecycle -> its
     metrics record (new, or kept)."""
@@ -165,48 +152,6 @@ def train_seed(run, ctx):
     if hp.get("attention_heads") and rec.get("attention", {}).get("statistic_version") != STATISTIC_VERSION:
         rec = recompute_attention(rec, files, run.variant, hp, data, device)
     return rec
-
-
-def recompute_attention(rec, files, variant, hp, data, device):
-    """A finished record with an older definition of where attention looks: recompute it from the selected weights
-    in its checkpoint, leaving every other field as it was (without the checkpoint the record stays as it is)."""
-    if not files.checkpoint.is_file():
-        print(f"{files.metrics.parent}: attention statistic version {rec.get('attention', {}).get('statistic_version')} "
-              f"kept (no checkpoint at {files.checkpoint} to recompute version {STATISTIC_VERSION} from)")
-        return rec
-    ck = load_torch(files.checkpoint, "rerun this seed with --force to remake it", weights_only=False)
-    model = build_rna_model(variant, **hp).to(device)
-    model.load_state_dict(ck["best_state"])
-    model.eval()
-    rec["attention"] = where_attention_looks(model, data["test"], decode(data["test"]["x"], data["test"]["valid"]))
-    rec["attention_recomputed"] = {"written": timestamp(), "code": code_version(), "from": f"the selected weights in {files.checkpoint}"}
-    write_json(files.metrics, rec)
-    print(f"{files.metrics.parent}: attention statistics recomputed (version {STATISTIC_VERSION})")
-    return rec
-
-
-def summarise(out, thresholds, record):
-    """summary.json of an experiment folder, from every finished record in it (all variants, all seeds)."""
-    summary = {"experiment": out.name, "data": record, "thresholds": thresholds, "variants": {}}
-    for d in sorted(p for p in out.iterdir() if p.is_dir()):
-        recs = [r for r in load_runs(d) if r.get("status") == "complete"]
-        if not recs:
-            continue
-        test = [r["test"]["spearman"] for r in recs]
-        summary["variants"][d.name] = {
-            "variant": recs[0]["variant"], "hp": recs[0]["config"]["hp"], "seeds": [r["seed"] for r in recs],
-            "epochs_to_fixed_thresholds": {str(t): [first_epoch_at(r["history"], t) for r in recs] for t in thresholds},
-            "test_spearman": test, "test_spearman_mean": float(np.mean(test)),
-            "test_spearman_std": float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
-            "best_val_spearman_mean": float(np.mean([r["best"]["val_spearman"] for r in recs])),
-            "attention": [{"seed": r["seed"], **{k: v for k, v in r["attention"].items() if k != "map_probes"}}
-                          for r in recs if "attention" in r]}
-    legacy = read_json(out / "summary.json").get("attention") if (out / "summary.json").is_file() else None
-    if isinstance(legacy, dict) or (out / "summary.json").is_file() and "attention_legacy" in read_json(out / "summary.json"):
-        # the tuned setting's earlier statistic (seed 0, from weights no longer kept): carried over, never recomputed
-        summary["attention_legacy"] = legacy if isinstance(legacy, dict) else read_json(out / "summary.json")["attention_legacy"]
-    write_json(out / "summary.json", summary)
-    return summary
 
 
 def main(argv=None):
