@@ -36,15 +36,15 @@ def filter_pwms(model, split, top_n):
         h = torch.relu(model.conv(torch.nn.functional.pad(x.transpose(1, 2), pad)))   # (N, F, L)
         h = h.masked_fill(~split["valid"][:, None, :], 0.0)
     k = model.conv.kernel_size[0]
-    xp = torch.nn.functional.pad(x, (0, 0, pad[0], pad[1]))                              # (N, L + k - 1, 4)
-    clean = (xp.amax(-1) == 1)                                                          # a real base, not N or padding
+    xp = torch.nn.functional.pad(x, (0, 0, pad[0], pad[1]))                    # (N, L + k - 1, 4)
+    clean = (xp.amax(-1) == 1)                                                 # a real base, not N or padding
     pwms = []
     for f in range(h.shape[1]):
         flat = h[:, f].flatten()
         order = torch.argsort(flat, descending=True)
         counts, used = torch.zeros(k, 4), 0
         for idx in order[: top_n * 4].tolist():
-            n, pos = divmod(idx, h.shape[2])                                            # window = xp[n, pos:pos + k]
+            n, pos = divmod(idx, h.shape[2])                                   # window = xp[n, pos:pos + k]
             if flat[idx] <= 0 or used == top_n:
                 break
             if clean[n, pos:pos + k].all():
@@ -72,15 +72,18 @@ def main(argv=None):
     rec = read_json(args.metrics)
     trial = Path(args.run_dir) / f"trial{rec['config']['search']['best_trial']}.pt"
     if not trial.is_file():
-        raise UserError(f"{trial} not found: the weights stay in runs/ on the machine that ran q2_1_cnn_lstm.py")
-    saved = load_torch(trial, "rerun `python q2_1_cnn_lstm.py --model cnn --force` to make it again", weights_only=False)
+        raise UserError(f"{trial} not found: the weights stay in runs/ on the machine that ran "
+                        "q2_1_cnn_lstm.py")
+    saved = load_torch(trial, "rerun `python q2_1_cnn_lstm.py --model cnn --force` to make it again",
+                       weights_only=False)
     model = build_rna_model("cnn", **saved["hp"])
     model.load_state_dict(saved["state"])
     model.eval()
     data_dir = (rec.get("options") or rec["config"]).get("data_dir")   # run options apart since 2026-12-02
     data, record = load_q2(data_dir, [rec["config"]["protein"]], "cpu")
     if record["checksum"] != rec["data"]["checksum"]:
-        raise UserError(f"data {record['path']} differs from the one the CNN was trained on ({rec['data']['checksum'][:8]})")
+        raise UserError(f"data {record['path']} differs from the one the CNN was trained on "
+                        f"({rec['data']['checksum'][:8]})")
     va = data["val"]
     pwms, act = filter_pwms(model, va, args.top_n)
     y, m = va["y"][:, 0], va["y_mask"][:, 0].bool()
@@ -89,23 +92,28 @@ def main(argv=None):
     rows = []
     for f, pwm in enumerate(pwms):
         cons, bits = consensus(pwm)
-        rows.append({"filter": f, "spearman_with_binding": masked_spearman(act[:, f], y, m), "top1pct_enrichment": enrichment[f],
-                     "consensus": cons, "bits": bits.tolist(), "pwm": pwm.tolist(),
-                     "has_GCAUG": "GCAUG" in cons, "has_GCAUG_like": any(m in cons for m in ("GCAUG", "GCACG", "UGCAU", "CAUGU"))})
+        rows.append({"filter": f, "spearman_with_binding": masked_spearman(act[:, f], y, m),
+                     "top1pct_enrichment": enrichment[f], "consensus": cons, "bits": bits.tolist(),
+                     "pwm": pwm.tolist(), "has_GCAUG": "GCAUG" in cons,
+                     "has_GCAUG_like": any(m in cons for m in ("GCAUG", "GCACG", "UGCAU", "CAUGU"))})
     rows.sort(key=lambda r: -r["top1pct_enrichment"])
-    out = {"data": record, "trial": trial.name, "hp": saved["hp"], "top_n": args.top_n, "show": args.show, "filters": rows}
+    out = {"data": record, "trial": trial.name, "hp": saved["hp"], "top_n": args.top_n, "show": args.show,
+           "filters": rows}
     path = Path(args.metrics).parent.parent / "cnn_filters.json"
     for r in rows[: args.show]:
         print(f"filter {r['filter']:3d}  top-1% enrichment {r['top1pct_enrichment']:5.2f}  "
-              f"Spearman(max activation, binding) {r['spearman_with_binding']:+.3f}  consensus {r['consensus']}")
+              f"Spearman(max activation, binding) {r['spearman_with_binding']:+.3f}  "
+              f"consensus {r['consensus']}")
     n = sum(r["has_GCAUG"] for r in rows[: args.show])
     by_sp = sorted(rows, key=lambda r: -r["spearman_with_binding"])[: args.show]
-    out["summary"] = {"gcaug_in_top_by_enrichment": n, "gcaug_in_top_by_spearman": sum(r["has_GCAUG"] for r in by_sp),
+    out["summary"] = {"gcaug_in_top_by_enrichment": n,
+                      "gcaug_in_top_by_spearman": sum(r["has_GCAUG"] for r in by_sp),
                       "gcaug_filters": sum(r["has_GCAUG"] for r in rows), "filters": len(rows)}
     write_json(path, out)
     print(f"{n} of the {args.show} most enriched filters contain GCAUG in their consensus "
           f"({out['summary']['gcaug_in_top_by_spearman']} of the top {args.show} by Spearman; "
-          f"{out['summary']['gcaug_filters']} of {len(rows)} filters in all); figure: {plot_cnn_filters(path)}")
+          f"{out['summary']['gcaug_filters']} of {len(rows)} filters in all); "
+          f"figure: {plot_cnn_filters(path)}")
 
 
 if __name__ == "__main__":

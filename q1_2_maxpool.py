@@ -24,7 +24,9 @@ def main(argv=None):
     opts, experiment = q1_main(argv, pool=True, base="q1_2", description=__doc__)
     q11 = f"{opts.out_dir}/{experiment.replace('q1_2', 'q1_1')}"
     try:
-        print(f"figure: {plot_q1_comparison(q11, f'{opts.out_dir}/{experiment}', f'{opts.out_dir}/{experiment}/comparison.png')}")
+        figure = plot_q1_comparison(q11, f"{opts.out_dir}/{experiment}",
+                                    f"{opts.out_dir}/{experiment}/comparison.png")
+        print(f"figure: {figure}")
     except UserError as e:
         print(f"comparison figure skipped: {e}")
 

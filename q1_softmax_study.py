@@ -44,10 +44,12 @@ QUICK_SUBSET = {"train": 512, "val": 256, "test": 8}
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="which Q1 models to study")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                   help="which Q1 models to study")
     p.add_argument("--variants", nargs="+", choices=["softmax", "logits"], default=["softmax", "logits"],
                    help="softmax: the mistake under study; logits: the control on the same seeds")
-    p.add_argument("--npz", default=None, help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
+    p.add_argument("--npz", default=None,
+                   help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
     p.add_argument("--data-dir", default="data", help="where the downloaded npz is cached")
     add_common_args(p, epochs=None, batch_size=HOMEWORK_PROTOCOL["batch_size"], lr=HOMEWORK_PROTOCOL["lr"],
                     quick_epochs=1, checkpoints=False)
@@ -63,16 +65,18 @@ def val_predictions(model, x, chunk=2048):
 
 
 def run_one(study, name, variant, seed, data, data_record):
-    """Train one short run; return its record (per-epoch outcome, per-step loss and first-layer gradient norm).
-    study: the call's StudyConfig (protocol, device, precision, options)."""
+    """Train one short run; return its record (per-epoch outcome, per-step loss and first-layer gradient
+    norm). study: the call's StudyConfig (protocol, device, precision, options)."""
     device, precision = study.device, study.precision
     seed_everything(seed)
-    model = BloodCNN(pool=MODELS[name], softmax=(variant == "softmax")).to(device).to(memory_format=torch.channels_last)
+    model = BloodCNN(pool=MODELS[name],
+                     softmax=(variant == "softmax")).to(device).to(memory_format=torch.channels_last)
     (xtr, ytr), (xva, yva) = data["train"], data["val"]
     optimizer = make_adam(model.parameters(), study.lr, device)
     loss_fn = nn.CrossEntropyLoss()
     step_loss, grad_norm = [], []
-    # A tensor hook sees the first conv weight's gradient during backward; norms stay on the device until the end.
+    # A tensor hook sees the first conv weight's gradient during backward; norms stay on the device
+    # until the end.
     hook = model.features[0].weight.register_hook(lambda g: grad_norm.append(g.detach().float().norm()))
 
     def loss_of_batch(m, idx):
@@ -87,7 +91,8 @@ def run_one(study, name, variant, seed, data, data_record):
                 "val_top_class_fraction": max(counts) / len(pred), "outcome": classify_outcome(counts)}
 
     epochs = study.epochs or STUDY_EPOCHS[name]
-    cfg = FitConfig(epochs=epochs, batch_size=study.batch_size, seed=seed, select="val_acc", precision=precision)
+    cfg = FitConfig(epochs=epochs, batch_size=study.batch_size, seed=seed, select="val_acc",
+                    precision=precision)
     started = time.time()
     result = fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device)
     hook.remove()
@@ -100,11 +105,14 @@ def run_one(study, name, variant, seed, data, data_record):
     last = result["history"][-1]
     return {"model": name, "variant": variant, "seed": seed, "epochs": epochs, "params": count_params(model),
             "outcome": last["outcome"], "val_acc": last["val_acc"], "history": result["history"],
-            "val_report": classification_report(probs.cpu().numpy(), yva.cpu().numpy()),   # confusion on validation
+            # confusion on validation
+            "val_report": classification_report(probs.cpu().numpy(), yva.cpu().numpy()),
             "steps_per_epoch": -(-len(ytr) // study.batch_size),
-            "step_loss": torch.stack(step_loss).tolist(), "first_layer_grad_norm": torch.stack(grad_norm).tolist(),
-            "config": {"model": name, "variant": variant, "seed": seed, "epochs": epochs, "batch_size": study.batch_size,
-                       "lr": study.lr, "precision": precision, "quick": study.quick},
+            "step_loss": torch.stack(step_loss).tolist(),
+            "first_layer_grad_norm": torch.stack(grad_norm).tolist(),
+            "config": {"model": name, "variant": variant, "seed": seed, "epochs": epochs,
+                       "batch_size": study.batch_size, "lr": study.lr, "precision": precision,
+                       "quick": study.quick},
             "options": study.options, "precision": precision,
             "data": data_record, **environment(device),
             "started": timestamp(started), "wall_seconds": time.time() - started}
@@ -137,8 +145,8 @@ def run_all(study, out, data, data_record):
                     continue
                 rec = run_one(study, name, variant, seed, data, data_record)
                 if rec is None:
-                    print(f"SIGTERM: stopped during {name} {variant} seed {seed}, which is not written; the runs "
-                          f"written before it are kept, and the same command runs the rest", flush=True)
+                    print(f"SIGTERM: stopped during {name} {variant} seed {seed}, which is not written; the "
+                          f"runs written before it are kept, and the same command runs the rest", flush=True)
                     raise SystemExit(143)
                 write_json(path, rec)
                 print(f"{name} {variant:7s} seed {seed:3d}: {rec['outcome']:9s} val_acc {rec['val_acc']:.4f} "
@@ -154,17 +162,19 @@ def main(argv=None):
     data = {s: (x.contiguous(memory_format=torch.channels_last), y) for s, (x, y) in data.items()}
     out = Path(opts.out_dir) / experiment_name("q1_softmax_study", args.quick)
     study = StudyConfig(models=tuple(args.models), variants=tuple(args.variants), seeds=tuple(args.seeds),
-                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, quick=args.quick, device=device,
-                        precision=precision, force=opts.force, options=opts.record(malloc_kept=malloc_kept))
-    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['checksum']}) sizes {data_record['sizes']}; "
-          f"device {device}, precision {precision}; seeds {args.seeds}")
+                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, quick=args.quick,
+                        device=device, precision=precision, force=opts.force,
+                        options=opts.record(malloc_kept=malloc_kept))
+    print(f"data: {data_record['source']} {data_record['path']} (md5 {data_record['checksum']}) sizes "
+          f"{data_record['sizes']}; device {device}, precision {precision}; seeds {args.seeds}")
     with lock_run(out):   # a second process on this study refuses at once
         run_all(study, out, data, data_record)
     summary = summarise(out)
     for name, s in summary["models"].items():
         for variant, v in s.items():
-            print(f"{name} {variant:7s} n={v['n']:3d} collapsed {v['collapsed']:3d} partial {v['partial']:3d} "
-                  f"healthy {v['healthy']:3d}  P(collapse) = {v['p_collapse']:.2f} [95% CI {v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]")
+            print(f"{name} {variant:7s} n={v['n']:3d} collapsed {v['collapsed']:3d} partial "
+                  f"{v['partial']:3d} healthy {v['healthy']:3d}  P(collapse) = {v['p_collapse']:.2f} "
+                  f"[95% CI {v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]")
     for fig in (plot_outcomes(out), plot_mechanism(out), plot_gradients(out)):
         print(f"figure: {fig}")
 
@@ -177,11 +187,12 @@ def summarise(out):
     first = next(iter(next(iter(runs.values())).values()))[0]
     summary = {"experiment": Path(out).name, "data": first["data"], "device_name": first["device_name"],
                "precision": first["precision"],
-               "rule": "collapsed: one class >= 99% of validation predictions; partial: a class never predicted; "
-                       "healthy: otherwise (classified after the run's last epoch)",
+               "rule": "collapsed: one class >= 99% of validation predictions; partial: a class never "
+                       "predicted; healthy: otherwise (classified after the run's last epoch)",
                "models": {m: {v: summarise_variant(recs) for v, recs in sorted(vs.items(), reverse=True)}
                           for m, vs in sorted(runs.items())}}
-    for m, vs in summary["models"].items():      # the issue's flat keys: the softmax numbers, logits as the control
+    # the issue's flat keys: the softmax numbers, logits as the control
+    for m, vs in summary["models"].items():
         if "softmax" in vs:
             summary[m] = {**vs["softmax"], "logits_control": vs.get("logits")}
     write_json(Path(out) / "summary.json", summary)

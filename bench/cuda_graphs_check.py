@@ -3,8 +3,9 @@
     python bench/cuda_graphs_check.py --out figures/gpu/cuda_graphs_check.json
 
 Writes per-epoch training loss, validation accuracy and seconds of both modes, their largest relative loss
-difference and whether it is within tolerance (fp32 with cuDNN's TF32 convolutions on both sides; the graphed
-step runs the same kernels, so differences come only from algorithm choice). Without CUDA it says so and exits 0.
+difference and whether it is within tolerance (fp32 with cuDNN's TF32 convolutions on both sides; the
+graphed step runs the same kernels, so differences come only from algorithm choice). Without CUDA it says so
+and exits 0.
 """
 import argparse
 import sys
@@ -31,7 +32,8 @@ def one_mode(graphs, data, device, epochs, seed=0):
     xtr, xva = (x.contiguous(memory_format=torch.channels_last) for x in (xtr, xva))
     opt = make_adam(model.parameters(), 1e-3, device, capturable=graphs)
     loss_fn = nn.CrossEntropyLoss()
-    cfg = FitConfig(epochs=epochs, batch_size=64, seed=seed, select="val_acc", cuda_graphs="on" if graphs else "off")
+    cfg = FitConfig(epochs=epochs, batch_size=64, seed=seed, select="val_acc",
+                    cuda_graphs="on" if graphs else "off")
     res = fit(model, opt, lambda m, idx: loss_fn(m(xtr[idx]).float(), ytr[idx]), len(ytr),
               lambda m: {"val_acc": (m(xva).argmax(1) == yva).float().mean().item()}, cfg, device)
     return [{k: h[k] for k in ("epoch", "train_loss", "val_acc", "seconds")} for h in res["history"]]
@@ -48,13 +50,15 @@ def main():
         print("cuda graphs check skipped: no CUDA device")
         return
     torch.backends.cudnn.benchmark = True
-    data, record = load_bloodmnist(device="cuda", subset={"train": 2048, "val": 512, "test": 8} if args.quick else None)
+    data, record = load_bloodmnist(device="cuda",
+                                   subset={"train": 2048, "val": 512, "test": 8} if args.quick else None)
     eager, graphed = one_mode(False, data, "cuda", args.epochs), one_mode(True, data, "cuda", args.epochs)
     worst = max(abs(a["train_loss"] - b["train_loss"]) / abs(a["train_loss"]) for a, b in zip(eager, graphed))
     out = {"eager": eager, "cuda_graphs": graphed, "max_rel_loss_diff": worst, "tolerance": TOLERANCE,
            "agree": worst <= TOLERANCE, "data": record, **environment("cuda")}
     write_json(args.out, out)
-    print(f"eager {[round(h['train_loss'], 5) for h in eager]} vs graphs {[round(h['train_loss'], 5) for h in graphed]}: "
+    print(f"eager {[round(h['train_loss'], 5) for h in eager]} "
+          f"vs graphs {[round(h['train_loss'], 5) for h in graphed]}: "
           f"max relative difference {worst:.2e} ({'agree' if out['agree'] else 'DIFFER'}); "
           f"s/epoch eager {eager[-1]['seconds']:.2f}, graphs {graphed[-1]['seconds']:.2f}")
     sys.exit(0 if out["agree"] else 1)

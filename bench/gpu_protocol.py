@@ -3,8 +3,8 @@
 Order:
   1. a one-epoch check of CUDA graphs against eager on Q1.1 (same seed; losses must agree), on CUDA only;
   2. Q1.1 and Q1.2, both variants, seeds 0, 1, 2, 200 epochs (12 runs);
-  3. then as much as fits: Q2.2 at the homework-default setting (seeds 1-3 x both poolings, 50 epochs), then the
-     Q2.1 searches (20 trials each).
+  3. then as much as fits: Q2.2 at the homework-default setting (seeds 1-3 x both poolings, 50 epochs), then
+     the Q2.1 searches (20 trials each).
 Every run writes under figures/gpu/ (checkpoints under runs/gpu/). Finished runs are skipped and unfinished
 ones resumed, so calling it again continues where the last call stopped. Q1 runs get --stop-at, so they stop
 at an epoch end with a checkpoint before the budget; Q2 steps are stopped by a timeout (finished seeds and
@@ -31,14 +31,18 @@ def q1_runs(seeds):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--budget-s", type=float, default=540, help="stop everything before this many seconds (default 540)")
+    p.add_argument("--budget-s", type=float, default=540,
+                   help="stop everything before this many seconds (default 540)")
     p.add_argument("--margin-s", type=float, default=None,
-                   help="seconds kept free at the end for the last epoch, writes and the summary (default 45; quick: 0)")
-    p.add_argument("--out-dir", default="figures/gpu", help="where metrics and figures go (default figures/gpu)")
+                   help="seconds kept free at the end for the last epoch, writes and the summary "
+                        "(default 45; quick: 0)")
+    p.add_argument("--out-dir", default="figures/gpu",
+                   help="where metrics and figures go (default figures/gpu)")
     p.add_argument("--run-dir", default="runs/gpu", help="where checkpoints go (default runs/gpu)")
     p.add_argument("--device", default="auto", help="passed to every script (default auto)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run of the same steps: --quick and 1 epoch each, seed 0 only, 1 trial per search")
+                   help="smoke run of the same steps: --quick and 1 epoch each, seed 0 only, "
+                        "1 trial per search")
     p.add_argument("--no-q2", action="store_true", help="only the Q1 runs")
     return p.parse_args(argv)
 
@@ -54,8 +58,9 @@ def q1_step(args, q, script, variant, seed, stop_at):
     exp = f"{q}_quick" if args.quick else q
     metrics = Path(args.out_dir) / exp / variant / f"seed{seed}" / "metrics.json"
     ckpt = Path(args.run_dir) / exp / variant / f"seed{seed}" / "checkpoint.pt"
-    cmd = [script, "--variant", variant, "--seeds", str(seed), "--out-dir", args.out_dir, "--run-dir", args.run_dir,
-           "--device", args.device, "--checkpoint-every", "20", "--stop-at", f"{stop_at:.0f}"]
+    cmd = [script, "--variant", variant, "--seeds", str(seed), "--out-dir", args.out_dir,
+           "--run-dir", args.run_dir, "--device", args.device, "--checkpoint-every", "20",
+           "--stop-at", f"{stop_at:.0f}"]
     cmd += ["--quick", "--epochs", "1"] if args.quick else []
     cmd += ["--resume"] if ckpt.is_file() else (["--force"] if metrics.is_file() else [])
     return f"{q} {variant} seed {seed}", cmd, metrics
@@ -69,8 +74,9 @@ def q2_steps(args):
     return [("q2_2 seeds x 2 variants", ["q2_2_attention.py", "--setting", "default", "--seeds", *seeds,
                                           *(["--epochs", "50"] if not args.quick else []), *quick, *out],
              Path(args.out_dir) / f"q2_2_default{exp}" / "summary.json"),
-            ("q2_1 searches", ["q2_1_cnn_lstm.py", "--trials", "1" if args.quick else "20", "--resume", "--run-dir", args.run_dir,
-                               *quick, *out], Path(args.out_dir) / f"q2_1{exp}" / "lstm" / "metrics.json")]
+            ("q2_1 searches", ["q2_1_cnn_lstm.py", "--trials", "1" if args.quick else "20", "--resume",
+                               "--run-dir", args.run_dir, *quick, *out],
+             Path(args.out_dir) / f"q2_1{exp}" / "lstm" / "metrics.json")]
 
 
 def run(cmd, log, timeout):
@@ -87,7 +93,8 @@ def graphs_check(args, deadline):
     out = Path(args.out_dir) / "cuda_graphs_check.json"
     if out.is_file():
         return "done before", out
-    code = run(["bench/cuda_graphs_check.py", "--out", str(out), "--device", args.device] + (["--quick"] if args.quick else []),
+    code = run(["bench/cuda_graphs_check.py", "--out", str(out), "--device", args.device]
+               + (["--quick"] if args.quick else []),
                Path(args.out_dir) / "logs" / "cuda_graphs_check.log", deadline - time.time())
     return code, out
 
@@ -118,13 +125,15 @@ def main(argv=None):
         rows.append((label, f"rc {code}, {time.time() - t0:.0f} s", metrics))
     print(f"\n{'step':28s} {'this call':24s} {'status':10s} result")
     for label, what, metrics in rows:
-        status = status_of(metrics) if metrics and metrics.name == "metrics.json" else ("written" if metrics and metrics.is_file() else "")
+        status = (status_of(metrics) if metrics and metrics.name == "metrics.json" else
+                  ("written" if metrics and metrics.is_file() else ""))
         result = ""
         if status == "complete":
             m = json.loads(metrics.read_text())
             t = m.get("test", {})
-            result = (f"test acc {t['acc']:.4f} auc {t.get('auc', float('nan')):.4f}, {m['seconds_per_epoch_median']:.2f} s/epoch, "
-                      f"{m['train_seconds']:.0f} s" if "acc" in t else f"test Spearman {t.get('spearman', float('nan')):.4f}")
+            result = (f"test acc {t['acc']:.4f} auc {t.get('auc', float('nan')):.4f}, "
+                      f"{m['seconds_per_epoch_median']:.2f} s/epoch, {m['train_seconds']:.0f} s"
+                      if "acc" in t else f"test Spearman {t.get('spearman', float('nan')):.4f}")
         print(f"{label:28s} {str(what):24s} {status or '-':10s} {result}")
     print(f"total {time.time() - started:.0f} s of a {args.budget_s:.0f} s budget")
 

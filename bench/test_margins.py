@@ -1,9 +1,12 @@
 """Measure the statistics that the float-dependent tests (pytest marker `cpu_float`) assert on, under this
-process's torch CPU kernels, so that each threshold can be set with a stated margin below the worst value seen.
+process's torch CPU kernels, so that each threshold can be set with a stated margin below the worst value
+seen.
 
-    for c in default avx2 avx512; do ATEN_CPU_CAPABILITY=$c python bench/test_margins.py --json figures/bench/margins_$c.json; done
+    for c in default avx2 avx512; do
+        ATEN_CPU_CAPABILITY=$c python bench/test_margins.py --json figures/bench/margins_$c.json; done
 
-Each test's statistic is computed exactly as the test computes it, for several seeds (the test itself uses seed 0):
+Each test's statistic is computed exactly as the test computes it, for several seeds (the test itself uses
+seed 0):
 - cnn_tiny_batch (tests/test_q1.py): training accuracy and final loss of the MaxPool CNN after 60 Adam steps;
 - lstm_tiny_motif (tests/test_q2.py): Spearman of the BiLSTM's fit to "count of GC" after its training steps;
 - tolerance tests (padding invariance, packed-LSTM and Conv1d equivalences): the max absolute difference.
@@ -35,17 +38,21 @@ def lstm_tiny_motif(seed):
 
 
 def tolerance_diffs():
-    """Max |difference| of the tolerance-based equivalence tests (their models at torch's default init, seed 0)."""
+    """Max |difference| of the tolerance-based equivalence tests (their models at torch's default init,
+    seed 0)."""
     torch.manual_seed(0)
     out = {}
     codes, valid = encode(["ACGUACGUGCAUGUACGUACGUACGUACGUACGUACGUA", "GCAUG" * 8, "UUUU" * 10])
     x = one_hot(codes)
-    longer = torch.cat([x, torch.zeros(3, 7, 4)], 1), torch.cat([valid, torch.zeros(3, 7, dtype=torch.bool)], 1)
-    for name, model in (("cnn", RNACNN()), ("lstm", RNALSTM()), ("lstm2", RNALSTM(layers=2)), ("attn3", RNALSTM(attention_heads=3))):
+    longer = (torch.cat([x, torch.zeros(3, 7, 4)], 1),
+              torch.cat([valid, torch.zeros(3, 7, dtype=torch.bool)], 1))
+    for name, model in (("cnn", RNACNN()), ("lstm", RNALSTM()), ("lstm2", RNALSTM(layers=2)),
+                        ("attn3", RNALSTM(attention_heads=3))):
         model.eval()
         with torch.no_grad():
             out[f"padding_{name}"] = max(float((model(x, valid) - model(*longer)).abs().max()),
-                                         float((model(x[:1], valid[:1]) - model(x[:1, :39], valid[:1, :39])).abs().max()))
+                                         float((model(x[:1], valid[:1])
+                                                - model(x[:1, :39], valid[:1, :39])).abs().max()))
     ours, packed = test_q2.packed_lstm_pair()
     out["packed_lstm"] = float((ours - packed).abs().max())
     return out

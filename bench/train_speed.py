@@ -1,6 +1,6 @@
 """Training-speed benchmark: our training path against a plain PyTorch reference of the same model.
 
-    python bench/train_speed.py                  # all models, 3 repeats; writes figures/bench/train_speed.json
+    python bench/train_speed.py                # all models, 3 repeats; writes figures/bench/train_speed.json
     python bench/train_speed.py --models q1_2 --repeats 5
 
 For each model it times training steps (forward, backward, optimizer step) over --steps minibatches of 64
@@ -11,9 +11,9 @@ inherit another's heap or warm caches); the rows run one after another, never si
   reference, Q1: fp32, NCHW, medmnist's per-item BloodMNIST Dataset (PIL, ToTensor, Normalize) + DataLoader,
                  torch.optim.Adam with its default (foreach) implementation
   reference, Q2: fp32, TensorDataset + DataLoader, default Adam; for the CNN, nn.Conv1d with -inf masking
-                 (ours: one matmul over unfolded windows, zero masking; tested equal); for the BiLSTM, the usual packed
-                 nn.LSTM(bidirectional=True) (ours reverses each sequence within its length instead: same
-                 outputs, tested against the packed one, no packing cost)
+                 (ours: one matmul over unfolded windows, zero masking; tested equal); for the BiLSTM, the
+                 usual packed nn.LSTM(bidirectional=True) (ours reverses each sequence within its length
+                 instead: same outputs, tested against the packed one, no packing cost)
   ours:          whole split as one tensor batched by a seeded randperm, fused Adam, no per-step .item(),
                  plus the flags named in each row (channels_last, bf16 autocast, malloc keep = --malloc keep);
                  the row marked (auto) is what the scripts' auto defaults pick on this machine
@@ -71,7 +71,8 @@ def peak_gflops():
     cores, ghz = torch.get_num_threads(), (mhz / 1000 or 2.5)
     fp32 = 64 if "AMD" in cpu_model() and family == "26" else 32
     return {"fp32": cores * ghz * fp32, "bf16": cores * ghz * fp32 * (2 if cpu_has_bf16() else 1), "ghz": ghz,
-            "cores": cores, "fp32_flops_per_cycle": fp32, "note": "estimate at the reported clock; boost clocks are higher"}
+            "cores": cores, "fp32_flops_per_cycle": fp32,
+            "note": "estimate at the reported clock; boost clocks are higher"}
 
 
 def gemm_gflops(precision, n=2048, repeats=7):
@@ -89,8 +90,8 @@ def gemm_gflops(precision, n=2048, repeats=7):
 
 
 def measured_ceiling(skip):
-    """{precision: GFLOP/s of a 2048^3 GEMM, or None}: bf16 only where the CPU has native bf16 (emulated, eight
-    GEMMs take over ten minutes); nothing when skip (the test of this script)."""
+    """{precision: GFLOP/s of a 2048^3 GEMM, or None}: bf16 only where the CPU has native bf16 (emulated,
+    eight GEMMs take over ten minutes); nothing when skip (the test of this script)."""
     if skip:
         return {"fp32": None, "bf16": None}
     return {"fp32": gemm_gflops("fp32"), "bf16": gemm_gflops("bf16") if cpu_has_bf16() else None}
@@ -106,7 +107,8 @@ class PlainCNN(RNACNN):
 
 
 class PackedBiLSTM(nn.Module):
-    """The usual way to write the Q2 BiLSTM: nn.LSTM(bidirectional=True) over pack_padded_sequence, mean-pooled."""
+    """The usual way to write the Q2 BiLSTM: nn.LSTM(bidirectional=True) over pack_padded_sequence,
+    mean-pooled."""
 
     def __init__(self, hidden=64, mlp_hidden=64):
         super().__init__()
@@ -116,7 +118,8 @@ class PackedBiLSTM(nn.Module):
     def forward(self, x, valid):
         lengths = valid.sum(1)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        h, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
+        h, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0], batch_first=True,
+                                                total_length=x.shape[1])
         return self.head(h.sum(1) / lengths[:, None]).squeeze(-1)
 
 
@@ -164,7 +167,8 @@ def tensor_batches(tensors, bs, device):
 
 
 def make_step(model, optimizer, loss_fn, precision, device):
-    ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
+    ctx = ((lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if precision == "bf16"
+           else nullcontext)
 
     def step(*batch):
         *inputs, target = batch
@@ -233,15 +237,18 @@ def bench_q2(name, label, cfg, args, device):
         xd, vd, yd = x.to(device), valid.to(device), y.to(device)
         batches = tensor_batches((xd, vd, yd), bs, device)
         val_pass = lambda: [model(xd[s:s + 8192], vd[s:s + 8192]) for s in range(0, n, 8192)]  # noqa: E731
-    return measure(name, label, cfg, model, opt, nn.MSELoss(), batches, val_pass, args, device, n_val_measured=n)
+    return measure(name, label, cfg, model, opt, nn.MSELoss(), batches, val_pass, args, device,
+                   n_val_measured=n)
 
 
-def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, device, flops=None, n_val_measured=None):
+def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, device, flops=None,
+            n_val_measured=None):
     precision = cfg.get("precision", "fp32")
     step = make_step(model, opt, loss_fn, precision, device)
     bs = cfg.get("batch", 64)
     per_step, val_s = [], []
-    ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
+    ctx = ((lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) if precision == "bf16"
+           else nullcontext)
     for _ in range(args.repeats):
         model.train()
         per_step.append(time_steps(step, batches, args.warmup, args.steps, args.min_seconds))
@@ -250,11 +257,12 @@ def measure(name, label, cfg, model, opt, loss_fn, batches, val_pass, args, devi
         with torch.inference_mode(), ctx():
             val_pass()
         v = time.perf_counter() - t0
-        val_s.append(v * N_VAL[name] / n_val_measured if n_val_measured else v)   # scale a subset to the full split
+        # scale a subset to the full split
+        val_s.append(v * N_VAL[name] / n_val_measured if n_val_measured else v)
     s = statistics.median(per_step)
-    row = {"model": name, "variant": label, "config": cfg, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
-           "min_seconds": args.min_seconds, "step_seconds_median": s, "samples_per_s": bs / s,
-           "val_seconds_median": statistics.median(val_s),
+    row = {"model": name, "variant": label, "config": cfg, "batch_size": bs, "steps": args.steps,
+           "repeats": args.repeats, "min_seconds": args.min_seconds, "step_seconds_median": s,
+           "samples_per_s": bs / s, "val_seconds_median": statistics.median(val_s),
            "epoch_seconds": N_TRAIN[name] * s / bs + statistics.median(val_s), "step_seconds_all": per_step}
     if flops:
         row["gflops"] = flops * bs / s / 1e9
@@ -282,15 +290,17 @@ VARIANTS = {
 }
 
 def variants_of(name, all_rows=False):
-    """The rows of a model. On a CPU without native bf16 (AVX512-BF16 or AMX) the bf16 rows are left out unless
-    all_rows: emulated bf16 runs at about 1 GFLOP/s there (measured on an AVX2-only EPYC, against about 30 in fp32),
-    a row would take minutes, and auto never picks it."""
+    """The rows of a model. On a CPU without native bf16 (AVX512-BF16 or AMX) the bf16 rows are left out
+    unless all_rows: emulated bf16 runs at about 1 GFLOP/s there (measured on an AVX2-only EPYC, against about
+    30 in fp32), a row would take minutes, and auto never picks it."""
     rows = VARIANTS["q1" if name.startswith("q1") else "q2"]
     if not (all_rows or cpu_has_bf16()):
         rows = [(label, cfg) for label, cfg in rows if cfg.get("precision") != "bf16"]
-    if name == "q2_lstm":   # the plain BiLSTM packs; the unpacked rows run our BiLSTM through the plain loader
+    # the plain BiLSTM packs; the unpacked rows run our BiLSTM through the plain loader
+    if name == "q2_lstm":
         rows = [("reference, packed nn.LSTM (DataLoader)", {"reference": True, "packed": True})] + [
-            (label.replace("reference (fp32, DataLoader)", "plain loader, our unpacked BiLSTM (fp32, DataLoader)"), cfg)
+            (label.replace("reference (fp32, DataLoader)",
+                           "plain loader, our unpacked BiLSTM (fp32, DataLoader)"), cfg)
             for label, cfg in rows]
     return [(f"{label} (auto)" if is_auto(name, cfg) else label, cfg) for label, cfg in rows]
 
@@ -300,7 +310,8 @@ def is_auto(name, cfg):
     --precision, --channels-last and --malloc)? Same rule as q2_1/q2_3: bf16 does not pay for the Q2 CNN."""
     precision = resolve_precision("auto", "cpu", cpu_bf16_pays=(name != "q2_cnn"))
     return (not cfg.get("reference") and "batch" not in cfg and cfg.get("malloc") == "keep"
-            and cfg.get("precision", "fp32") == precision and cfg.get("channels_last", False) == name.startswith("q1"))
+            and cfg.get("precision", "fp32") == precision
+            and cfg.get("channels_last", False) == name.startswith("q1"))
 
 
 def reference_of(row, rows):
@@ -309,7 +320,8 @@ def reference_of(row, rows):
     refs = [x for x in rows if x["model"] == row["model"] and x["config"].get("reference")]
     if row["config"].get("reference"):
         return refs[0]
-    same = sorted((x for x in refs if x["batch_size"] == row["batch_size"]), key=lambda x: not x["config"].get("packed"))
+    same = sorted((x for x in refs if x["batch_size"] == row["batch_size"]),
+                  key=lambda x: not x["config"].get("packed"))
     return (same or refs)[0]
 
 
@@ -322,20 +334,25 @@ def run_one(args, name, index, device):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Benchmark training speed against a plain reference implementation.")
-    p.add_argument("--models", nargs="+", default=list(N_TRAIN), choices=list(N_TRAIN), help="models to benchmark")
+    p = argparse.ArgumentParser(description="Benchmark training speed against a plain reference "
+                                            "implementation.")
+    p.add_argument("--models", nargs="+", default=list(N_TRAIN), choices=list(N_TRAIN),
+                   help="models to benchmark")
     p.add_argument("--steps", type=int, default=30, help="timed training steps per repeat")
-    p.add_argument("--min-seconds", type=float, default=2.0, help="time at least this long per repeat (more steps if needed)")
+    p.add_argument("--min-seconds", type=float, default=2.0,
+                   help="time at least this long per repeat (more steps if needed)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before each repeat")
     p.add_argument("--repeats", type=int, default=3, help="repeats; medians are reported")
     p.add_argument("--q2-n", type=int, default=8192, help="synthetic probes for the Q2 models (timing only)")
     p.add_argument("--npz", default=None, help="BloodMNIST npz (else $BLOODMNIST_NPZ or data/bloodmnist.npz)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--out", default="figures/bench/train_speed.json", help="where to write the JSON results")
-    p.add_argument("--no-ceiling", action="store_true", help="skip the measured GEMM ceiling (eight 2048^3 GEMMs per precision)")
+    p.add_argument("--no-ceiling", action="store_true",
+                   help="skip the measured GEMM ceiling (eight 2048^3 GEMMs per precision)")
     p.add_argument("--all-rows", action="store_true",
                    help="also the bf16 rows on a CPU without native bf16 (emulated there: minutes per row)")
-    p.add_argument("--row", nargs=2, metavar=("MODEL", "INDEX"), help=argparse.SUPPRESS)   # internal: one row, in a child
+    # internal: one row, in a child
+    p.add_argument("--row", nargs=2, metavar=("MODEL", "INDEX"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -344,18 +361,22 @@ def main(argv=None):
         return run_one(args, args.row[0], int(args.row[1]), device)
     if any(m.startswith("q1") for m in args.models):
         resolve_npz(args.npz, download=False)   # fail now, in one line, rather than in every child
-    env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
-           "python": platform.python_version(), "peak_gflops_estimate": peak_gflops(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    env = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+           "device": device, "python": platform.python_version(), "peak_gflops_estimate": peak_gflops(),
+           "date": time.strftime("%Y-%m-%d %H:%M"),
            "isolation": "one fresh process per row, rows run one after another",
            "native_bf16": cpu_has_bf16(), "gemm_gflops_measured": measured_ceiling(args.no_ceiling)}
     gemm = env["gemm_gflops_measured"]
     print(f"{env['cpu']}, {env['threads']} threads, torch {env['torch']}, device {device}; "
-          f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, {env['peak_gflops_estimate']['bf16']:.0f} bf16; "
-          f"2048^3 GEMM measured " + ", ".join(f"{'—' if v is None else f'{v:.0f}'} {k}" for k, v in gemm.items())
-          + ("" if env["native_bf16"] or args.all_rows else "; no native bf16: bf16 rows and ceiling left out (--all-rows)"))
-    passthrough = ["--steps", str(args.steps), "--min-seconds", str(args.min_seconds), "--warmup", str(args.warmup),
-                   "--repeats", str(args.repeats), "--q2-n", str(args.q2_n)]
-    passthrough += (["--npz", args.npz] if args.npz else []) + (["--threads", str(args.threads)] if args.threads else [])
+          f"peak estimate {env['peak_gflops_estimate']['fp32']:.0f} GFLOP/s fp32, "
+          f"{env['peak_gflops_estimate']['bf16']:.0f} bf16; 2048^3 GEMM measured "
+          + ", ".join(f"{'—' if v is None else f'{v:.0f}'} {k}" for k, v in gemm.items())
+          + ("" if env["native_bf16"] or args.all_rows
+             else "; no native bf16: bf16 rows and ceiling left out (--all-rows)"))
+    passthrough = ["--steps", str(args.steps), "--min-seconds", str(args.min_seconds), "--warmup",
+                   str(args.warmup), "--repeats", str(args.repeats), "--q2-n", str(args.q2_n)]
+    passthrough += ((["--npz", args.npz] if args.npz else [])
+                    + (["--threads", str(args.threads)] if args.threads else []))
     passthrough += ["--all-rows"] if args.all_rows else []
     rows = []
     for name in args.models:
@@ -366,7 +387,8 @@ def main(argv=None):
                 raise SystemExit(f"benchmark row {name} / {label} failed:\n{out.stderr.strip()}")
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{name:12s} {label:48s} {row['samples_per_s']:9.0f} samples/s  epoch {row['epoch_seconds']:7.2f}s"
+            print(f"{name:12s} {label:48s} {row['samples_per_s']:9.0f} samples/s  epoch "
+                  f"{row['epoch_seconds']:7.2f}s"
                   + (f"  {row['gflops']:6.1f} GFLOP/s" if "gflops" in row else ""), flush=True)
     for r in rows:
         if "gflops" in r:
@@ -379,8 +401,10 @@ def main(argv=None):
         r["speedup_vs_reference"] = ref["epoch_seconds"] / r["epoch_seconds"]
     print(f"\n{'model':12s} {'variant':48s} {'s/epoch':>8s} {'x ref':>6s}  reference")
     for r in rows:
-        print(f"{r['model']:12s} {r['variant']:48s} {r['epoch_seconds']:8.2f} {r['speedup_vs_reference']:6.2f}  {r['reference_variant']}")
-    write_json(args.out, {"environment": env, "args": {k: v for k, v in vars(args).items() if k != "row"}, "results": rows})
+        print(f"{r['model']:12s} {r['variant']:48s} {r['epoch_seconds']:8.2f} "
+              f"{r['speedup_vs_reference']:6.2f}  {r['reference_variant']}")
+    write_json(args.out, {"environment": env, "args": {k: v for k, v in vars(args).items() if k != "row"},
+                          "results": rows})
     print(f"wrote {args.out}")
 
 

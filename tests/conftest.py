@@ -10,21 +10,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # pytest-xdist runs one test per core: each worker, and every script a test starts, uses one thread, so that
-    # the workers do not oversubscribe the cores (the quick runs' tiny models gain nothing from a second thread:
-    # 24.4 s with two threads against 27.0 s with one, measured on two Q2.2 + Q1.1 quick runs).
+    # pytest-xdist runs one test per core: each worker, and every script a test starts, uses one thread, so
+    # that the workers do not oversubscribe the cores (the quick runs' tiny models gain nothing from a second
+    # thread: 24.4 s with two threads against 27.0 s with one, measured on two Q2.2 + Q1.1 quick runs).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
     torch.set_num_threads(1)
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "cpu_float: asserts on trained or accumulated float values, which change with the "
-                            "CPU's kernels; .ci/run reruns these under ATEN_CPU_CAPABILITY=avx2 and default")
+    config.addinivalue_line("markers", "cpu_float: asserts on trained or accumulated float values, which "
+                            "change with the CPU's kernels; .ci/run reruns these under "
+                            "ATEN_CPU_CAPABILITY=avx2 and default")
 
 
 def make_blood_npz(path, n=(96, 32, 32), seed=0, **overrides):
-    """A tiny BloodMNIST-layout npz. Class k images are brighter in channel k % 3, so a model can learn them."""
+    """A tiny BloodMNIST-layout npz. Class k images are brighter in channel k % 3, so a model can learn
+    them."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, size in zip(("train", "val", "test"), n):

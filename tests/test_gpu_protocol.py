@@ -1,4 +1,5 @@
-"""bench/gpu_protocol.py in its quick mode on CPU: budget stop, a full pass, then a pass that skips everything.
+"""bench/gpu_protocol.py in its quick mode on CPU: budget stop, a full pass, then a pass that skips
+everything.
 
 Run: BLOODMNIST_NPZ=... python -m pytest -q tests/test_gpu_protocol.py   (uses a tiny generated npz otherwise)
 """
@@ -28,7 +29,8 @@ def test_quick_protocol_budget_full_pass_and_skip(tmp_path, blood_npz):
             m = json.loads((tmp_path / "gpu" / q / v / "seed0" / "metrics.json").read_text())
             assert m["status"] == "complete" and "auc" in m["test"]
     assert (tmp_path / "gpu" / "q2_2_default_quick" / "summary.json").is_file()
-    assert json.loads((tmp_path / "gpu" / "q2_1_quick" / "lstm" / "metrics.json").read_text())["status"] == "complete"
+    assert json.loads((tmp_path / "gpu" / "q2_1_quick" / "lstm" / "metrics.json")
+                      .read_text())["status"] == "complete"
     assert out.count("complete") >= 5 and "total" in out
     out = protocol(tmp_path, blood_npz, "--budget-s", "600")
     assert out.count("done before") == 6                            # nothing is run twice

@@ -1,5 +1,5 @@
-"""common/ is layered (docs/architecture.md): every import of common, at any depth of a module, points to the same
-layer or one below, and no chain of imports comes back to where it started."""
+"""common/ is layered (docs/architecture.md): every import of common, at any depth of a module, points to the
+same layer or one below, and no chain of imports comes back to where it started."""
 import ast
 from pathlib import Path
 
@@ -33,7 +33,8 @@ def imports_in(source, module, is_package=False):
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             if base.startswith("common"):
                 # `from common.rna import binding` imports the module common.rna.binding
-                out |= {f"{base}.{a.name}" if (COMMON.parent / f"{base}.{a.name}".replace(".", "/")).with_suffix(".py").is_file()
+                out |= {f"{base}.{a.name}"
+                        if (COMMON.parent / f"{base}.{a.name}".replace(".", "/")).with_suffix(".py").is_file()
                         else base for a in node.names}
     return {m for m in out if m != "common"}
 
@@ -77,8 +78,8 @@ def test_every_module_sits_in_a_layer():
 def test_imports_point_down_or_sideways_within_a_package():
     bad = [f"{m} (layer {layer(m)}) imports {n} (layer {layer(n)})" for m, ns in graph().items() for n in ns
            if layer(m) is not None and layer(n) is not None and layer(n) > layer(m)]
-    bad += [f"{m} imports {n}: blood and rna are side by side and independent" for m, ns in graph().items() for n in ns
-            if {m.split(".")[1], n.split(".")[1]} == {"blood", "rna"}]
+    bad += [f"{m} imports {n}: blood and rna are side by side and independent" for m, ns in graph().items()
+            for n in ns if {m.split(".")[1], n.split(".")[1]} == {"blood", "rna"}]
     assert not bad, "imports against the layers: " + "; ".join(bad)
 
 
@@ -94,7 +95,8 @@ def test_the_cycle_finder_finds_cycles(edges, cycle):
 
 
 def test_an_added_upward_import_is_caught():
-    """A runfiles module importing reporting (absolute, relative, inside a function): each is an upward import."""
+    """A runfiles module importing reporting (absolute, relative, inside a function): each is an upward
+    import."""
     for src in ("from common.reporting import stats\n", "from ..reporting.stats import welch_diff\n",
                 "def f():\n    import common.reporting.stats\n"):
         found = imports_in(src, "common.runfiles.probe")
@@ -121,7 +123,8 @@ def test_no_function_in_common_takes_the_namespace():
 
 
 def test_the_args_finder_finds_them():
-    assert params_named_args("def f(x, args):\n    pass\ng = lambda *, args: 0\n") == [("f", 1), ("lambda", 3)]
+    assert params_named_args("def f(x, args):\n    pass\n"
+                             "g = lambda *, args: 0\n") == [("f", 1), ("lambda", 3)]
     assert params_named_args("def f(x, *args):\n    pass\n") == [] and params_named_args("args = 1\n") == []
 
 

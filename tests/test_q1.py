@@ -120,8 +120,10 @@ def test_same_seed_same_metrics(tmp_path, blood_npz):
 def test_timestamps_are_iso_8601_and_round_trip():
     from datetime import datetime
     t = 1_790_000_000.0   # 2026-09-21, whole seconds
-    assert datetime.fromisoformat(timestamp(t)).tzinfo is not None   # the offset is written (a UTC host can't tell otherwise)
-    assert datetime.fromisoformat(timestamp(t)).timestamp() == t   # the offset is kept, so the instant is exact
+    # the offset is written (a UTC host can't tell otherwise)
+    assert datetime.fromisoformat(timestamp(t)).tzinfo is not None
+    # the offset is kept, so the instant is exact
+    assert datetime.fromisoformat(timestamp(t)).timestamp() == t
     assert datetime.fromisoformat(timestamp()).timestamp() > t     # default: now
 
 
@@ -153,7 +155,8 @@ def test_metrics_file_has_the_promised_keys(tmp_path, blood_npz):
     assert set(m["history"][0]) >= {"epoch", "train_loss", "val_acc", "test_acc", "seconds"}
     assert m["test"]["acc"] == m["history"][m["best"]["epoch"] - 1]["test_acc"]
     assert m["config"]["quick"] is True and m["experiment"] == "q1_2_quick"
-    assert not {"out_dir", "run_dir", "resume", "force", "note", "npz"} & set(m["config"])   # run options: apart
+    # run options: apart
+    assert not {"out_dir", "run_dir", "resume", "force", "note", "npz"} & set(m["config"])
     assert m["options"]["quick"] is True and m["options"]["out_dir"] == str(tmp_path / "fig")
     assert (tmp_path / "fig" / "q1_2_quick" / "curves.png").stat().st_size > 10_000
     # MedMNIST's metrics for the selected checkpoint: its ACC equals our test accuracy of the best epoch
@@ -171,7 +174,8 @@ def test_finished_run_is_not_overwritten(tmp_path, blood_npz):
 
 
 def cnn_tiny_batch(seed):
-    """(training accuracy, last loss) of the MaxPool CNN after 60 Adam steps on one random batch of 32 images."""
+    """(training accuracy, last loss) of the MaxPool CNN after 60 Adam steps on one random batch of 32
+    images."""
     torch.manual_seed(seed)
     x, y = torch.randn(32, 3, 28, 28), torch.arange(32) % 8
     model = BloodCNN(pool=True)
@@ -188,13 +192,14 @@ def cnn_tiny_batch(seed):
 @pytest.mark.cpu_float
 def test_cnn_learns_a_tiny_batch():
     acc, loss = cnn_tiny_batch(0)
-    # Measured (bench/test_margins.py, seeds 0-7, default / avx2 / avx512): accuracy 1.0, final loss <= 0.0002 on every
-    # run, so 0.05 leaves a 250x margin.
+    # Measured (bench/test_margins.py, seeds 0-7, default / avx2 / avx512): accuracy 1.0, final loss <= 0.0002
+    # on every run, so 0.05 leaves a 250x margin.
     assert acc == 1.0 and loss < 0.05
 
 
 def cli(*args, env=None):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
 def test_script_smoke_runs_and_errors(tmp_path, blood_npz):
@@ -210,7 +215,8 @@ def test_script_smoke_runs_and_errors(tmp_path, blood_npz):
     bad = cli("q1_2_maxpool.py", "--lr", "-1")
     assert bad.returncode == 2 and "must be a positive number" in bad.stderr
     bad = cli("q1_2_maxpool.py", "--npz", str(tmp_path / "missing.npz"), *out)
-    assert bad.returncode == 2 and bad.stderr.strip() == f"error: --npz {tmp_path / 'missing.npz'}: no such file"
+    assert bad.returncode == 2 and bad.stderr.strip() == (f"error: --npz {tmp_path / 'missing.npz'}: "
+                                                          "no such file")
     assert "Traceback" not in bad.stderr
 
 
@@ -233,7 +239,8 @@ def test_cuda_graphs_flag_on_cpu():
 
 
 def tiny_fit(cuda_graphs, capsys=None):
-    """Two epochs of the pooled CNN on 200 random images with fit(): (history without times, final weights)."""
+    """Two epochs of the pooled CNN on 200 random images with fit(): (history without times, final
+    weights)."""
     from common.training.loop import FitConfig, fit, make_adam
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(200, 3, 28, 28, generator=g), torch.randint(0, 8, (200,), generator=g)
@@ -256,15 +263,16 @@ def test_cuda_graphs_auto_falls_back_to_eager_when_capture_fails(capsys):
     auto, w_auto, res = tiny_fit("auto")
     err = capsys.readouterr().err.strip().splitlines()
     assert auto == eager and all(torch.equal(w_eager[k], w_auto[k]) for k in w_eager)
-    assert len(err) == 1 and err[0].startswith("cuda graphs: falling back to eager (UserError: CUDA graphs need a CUDA")
+    assert len(err) == 1 and err[0].startswith("cuda graphs: falling back to eager "
+                                               "(UserError: CUDA graphs need a CUDA")
     assert res["cuda_graphs_used"] is False and res["cuda_graphs_fallback"].startswith("UserError")
     with pytest.raises(UserError, match="CUDA graphs need a CUDA device"):
         tiny_fit("on")
 
 
 def test_cuda_graphs_auto_falls_back_when_the_graph_step_differs_from_eager(monkeypatch, capsys):
-    """A capture that 'works' but whose first step's loss differs from eager is not used; the weights it changed
-    are put back, so the run is still exactly the eager one."""
+    """A capture that 'works' but whose first step's loss differs from eager is not used; the weights it
+    changed are put back, so the run is still exactly the eager one."""
     from common.training import loop as train
 
     def bad_capture(model, optimizer, loss_of_batch, batch_size, device, precision):
@@ -279,12 +287,14 @@ def test_cuda_graphs_auto_falls_back_when_the_graph_step_differs_from_eager(monk
     auto, w_auto, res = tiny_fit("auto")
     err = capsys.readouterr().err
     assert auto == eager and all(torch.equal(w_eager[k], w_auto[k]) for k in w_eager)
-    assert "falling back to eager (RuntimeError: first-step loss 123 with the graph vs" in err and not res["cuda_graphs_used"]
+    assert ("falling back to eager (RuntimeError: first-step loss 123 with the graph vs" in err
+            and not res["cuda_graphs_used"])
 
 
 def test_stop_at_then_resume_equals_an_uninterrupted_run(tmp_path, blood_npz):
     full = run_q1(blood_npz, tmp_path / "full", "--epochs", "3")
-    part = run_q1(blood_npz, tmp_path / "part", "--epochs", "3", "--stop-at", "1")   # 1970: stop after epoch 1
+    # 1970: stop after epoch 1
+    part = run_q1(blood_npz, tmp_path / "part", "--epochs", "3", "--stop-at", "1")
     assert part["status"] == "running" and len(part["history"]) == 1
     resumed = run_q1(blood_npz, tmp_path / "part", "--epochs", "3", "--resume")
     assert strip_times(resumed["history"]) == strip_times(full["history"]) and resumed["test"] == full["test"]

@@ -79,7 +79,8 @@ def test_spearman_and_pearson_equal_scipy_with_ties():
     target[::7] = 1.0                                                 # ties in the target too
     mask = torch.rand(500, generator=g) > 0.2
     keep = mask.numpy()
-    assert masked_spearman(pred, target, mask) == pytest.approx(spearmanr(pred.numpy()[keep], target.numpy()[keep]).statistic, abs=1e-12)
+    assert masked_spearman(pred, target, mask) == pytest.approx(
+        spearmanr(pred.numpy()[keep], target.numpy()[keep]).statistic, abs=1e-12)
     assert masked_pearson(pred, target, mask) == pytest.approx(
         pearsonr(pred.double().numpy()[keep], target.double().numpy()[keep]).statistic, abs=1e-9)
 
@@ -91,17 +92,18 @@ def test_padding_never_changes_a_prediction(model):
     model.eval()
     codes, valid = encode(["ACGUACGUGCAUGUACGUACGUACGUACGUACGUACGUA", "GCAUG" * 8, "UUUU" * 10])
     x = one_hot(codes)
-    longer = torch.cat([x, torch.zeros(3, 7, 4)], 1), torch.cat([valid, torch.zeros(3, 7, dtype=torch.bool)], 1)
+    longer = (torch.cat([x, torch.zeros(3, 7, 4)], 1),
+              torch.cat([valid, torch.zeros(3, 7, dtype=torch.bool)], 1))
     torch.testing.assert_close(model(x, valid), model(*longer), rtol=0, atol=1e-6)
     shorter = model(x[:1, :39], valid[:1, :39])                          # the first sequence is 39 nt
     torch.testing.assert_close(model(x[:1], valid[:1]), shorter, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("hp, params", [
-    ({}, 44_161),                                   # 2 x LSTM(4, 64) 2 x 17,920 + MLP 128 -> 64 -> 1 8,321
-    ({"attention_heads": 1}, 52_482),               # + scorer 128 -> 64 -> 1 (8,321)
-    ({"attention_heads": 4}, 77_253),               # scorer 128 -> 64 -> 4 (8,516), MLP 512 -> 64 -> 1 (32,897)
-    ({"self_attention_heads": 4}, 110_465),         # + MHA in 3 x 128 x 129, out 128 x 129, LayerNorm 256
+    ({}, 44_161),                             # 2 x LSTM(4, 64) 2 x 17,920 + MLP 128 -> 64 -> 1 8,321
+    ({"attention_heads": 1}, 52_482),         # + scorer 128 -> 64 -> 1 (8,321)
+    ({"attention_heads": 4}, 77_253),         # scorer 128 -> 64 -> 4 (8,516), MLP 512 -> 64 -> 1 (32,897)
+    ({"self_attention_heads": 4}, 110_465),   # + MHA in 3 x 128 x 129, out 128 x 129, LayerNorm 256
 ])
 def test_q2_2_bilstm_variants_have_exact_parameter_counts(hp, params):
     assert sum(p.numel() for p in RNALSTM(**hp).parameters()) == params
@@ -150,7 +152,8 @@ def tiny_motif_data(seed):
 
 
 def lstm_tiny_motif_spearman(seed):
-    """Train the BiLSTM on tiny_motif_data(seed) for LSTM_STEPS full-batch Adam steps; its training-set Spearman."""
+    """Train the BiLSTM on tiny_motif_data(seed) for LSTM_STEPS full-batch Adam steps; its training-set
+    Spearman."""
     torch.manual_seed(seed)
     x, valid, y = tiny_motif_data(seed)
     model = RNALSTM(hidden=16, dropout=0.0)
@@ -167,9 +170,10 @@ def lstm_tiny_motif_spearman(seed):
 
 @pytest.mark.cpu_float
 def test_lstm_learns_a_motif_on_tiny_data():
-    # Measured (bench/test_margins.py, seeds 0-7, ATEN_CPU_CAPABILITY default / avx2 / avx512, Intel Xeon): 0.9618-0.9735;
-    # seed 0 0.9619. The threshold keeps a 0.03 margin below the worst. (At 150 steps seed 0 gave 0.9525 / 0.9473 / 0.9473:
-    # the old threshold 0.95 failed under avx2, and seed 4 had not learned yet: 0.62.)
+    # Measured (bench/test_margins.py, seeds 0-7, ATEN_CPU_CAPABILITY default / avx2 / avx512, Intel Xeon):
+    # 0.9618-0.9735; seed 0 0.9619. The threshold keeps a 0.03 margin below the worst. (At 150 steps seed 0
+    # gave 0.9525 / 0.9473 / 0.9473: the old threshold 0.95 failed under avx2, and seed 4 had not learned yet:
+    # 0.62.)
     assert lstm_tiny_motif_spearman(0) > 0.93
 
 
@@ -233,7 +237,8 @@ def course_copy(sim_dir, tmp_path, edit=None):
 @pytest.mark.parametrize("edit, proteins, message", [
     (lambda df: df.drop(columns="RNA_Seq"), ["RBFOX1"], "missing column 'RNA_Seq'"),
     (None, ["NOPE1"], "unknown protein 'NOPE1'.*available: .*RBFOX1"),
-    (lambda df: df.assign(RNCMPT00168=np.nan), ["RBFOX1"], "RNCMPT00168 \\(RBFOX1\\) is all NaN in the train split"),
+    (lambda df: df.assign(RNCMPT00168=np.nan), ["RBFOX1"],
+     "RNCMPT00168 \\(RBFOX1\\) is all NaN in the train split"),
     (lambda df: df[df.Probe_Set == "SetA"], ["RBFOX1"], "no SetB rows"),
 ])
 def test_bad_course_files_get_clear_errors(sim_dir, tmp_path, edit, proteins, message):
@@ -258,8 +263,9 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
         assert (tmp_path / "f" / "q2_1_quick" / model / "trials.csv").is_file()
     assert (tmp_path / "f" / "q2_1_quick" / "loss_curves.png").is_file()
     # --retrain-selected: the recorded selection, once per seed, without a new search
-    ok = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
-                         "--retrain-selected", "--seeds", "0", "1", *out], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    ok = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model",
+                         "cnn", "--retrain-selected", "--seeds", "0", "1", *out],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     agg = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "aggregate.json").read_text())
     assert agg["seeds"] == [0, 1] and agg["metrics"]["test.spearman"]["n"] == 2
@@ -267,27 +273,35 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
     searched = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text())
     assert s0["config"]["hp"] == searched["config"]["hp"] and s0["seed"] == 0
     # --retrain-default: the homework default per seed; on seed 0 it is the search's trial 0, epoch for epoch
-    ok = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
-                         "--retrain-default", "--seeds", "0", *out], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    ok = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model",
+                         "cnn", "--retrain-default", "--seeds", "0", *out],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
-    d0 = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text())
-    assert d0["variant"] == "cnn_default" and d0["config"]["hp"] == {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2}
-    assert (d0["config"]["lr"], d0["config"]["batch_size"]) == (1e-3, 64) and searched["config"]["search"]["best_trial"] == 0
+    d0 = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json")
+                    .read_text())
+    assert (d0["variant"] == "cnn_default"
+            and d0["config"]["hp"] == {"kernel": 12, "filters": 32, "hidden": 32, "dropout": 0.2})
+    assert ((d0["config"]["lr"], d0["config"]["batch_size"]) == (1e-3, 64)
+            and searched["config"]["search"]["best_trial"] == 0)
     assert [h["val_spearman"] for h in d0["history"]] == [h["val_spearman"] for h in searched["history"]]
     assert d0["test"] == searched["test"] and d0["stopped_early"] == searched["stopped_early"]
     # each seed keeps a checkpoint: --resume meets the finished seed and keeps its metrics file as it is
     before = (tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text()
-    again = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
-                            "--retrain-default", "--seeds", "0", "--resume", *out], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick",
+                            "--model", "cnn", "--retrain-default", "--seeds", "0", "--resume", *out],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "finished earlier" in again.stdout, again.stderr
     assert (tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text() == before
-    bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--retrain-selected", "--seeds", "0",
-                          "--out-dir", str(tmp_path / "empty"), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir),
+                          "--retrain-selected", "--seeds", "0", "--out-dir", str(tmp_path / "empty"),
+                          "--device", "cpu"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "run the search first" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "nothing"), *out],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "common.rna.simulate" in bad.stderr
-    bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--protein", "XYZ", *out],
+    bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir),
+                          "--protein", "XYZ", *out],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown protein 'XYZ'" in bad.stderr
 

@@ -43,8 +43,8 @@ def test_attention_sums_to_one_on_valid_positions_and_is_zero_on_padding(heads):
 
 
 def test_site_statistics_tell_attention_on_the_site_from_a_backward_state_rule():
-    """Two made-up attention rules on the same probes: all weight on the site, and weights uniform up to the site's
-    end (what following the backward LSTM's state would give). Only the first beats every level."""
+    """Two made-up attention rules on the same probes: all weight on the site, and weights uniform up to the
+    site's end (what following the backward LSTM's state would give). Only the first beats every level."""
     from common.rna.attention import single_sites, site_statistics
     rng = np.random.default_rng(0)
     seqs = []
@@ -65,13 +65,17 @@ def test_site_statistics_tell_attention_on_the_site_from_a_backward_state_rule()
             on_site[i, site[0]:site[1]] += 0.9 / (site[1] - site[0])
             backward[i, :site[1]] = 1 / site[1]
     good, bad = (site_statistics(w, seqs)["single_site_probes_by_position"] for w in (on_site, backward))
-    assert [b["bin"] for b in good] == ["5' third", "middle third", "3' third"] and all(b["probes"] > 20 for b in good)
+    assert ([b["bin"] for b in good] == ["5' third", "middle third", "3' third"]
+            and all(b["probes"] > 20 for b in good))
     for g, b in zip(good, bad):
-        assert g["flank_contrast"] > 10 and g["ratio_to_position_only"] > 2 and g["ratio_to_backward_state"] > 1
+        assert (g["flank_contrast"] > 10 and g["ratio_to_position_only"] > 2
+                and g["ratio_to_backward_state"] > 1)
         assert b["ratio_to_backward_state"] == pytest.approx(1) and b["flank_contrast"] == pytest.approx(1)
         assert b["ratio_to_chance"] > 1   # chance alone would have credited the backward-state rule
-    # near the 5' end the backward-state rule also puts most weight on the site: there only the flank tells them apart
-    assert good[0]["ratio_to_backward_state"] < good[2]["ratio_to_backward_state"] and good[2]["ratio_to_backward_state"] > 3
+    # near the 5' end the backward-state rule also puts most weight on the site: there only the flank tells
+    # them apart
+    assert (good[0]["ratio_to_backward_state"] < good[2]["ratio_to_backward_state"]
+            and good[2]["ratio_to_backward_state"] > 3)
 
 
 def test_kmer_codes_mark_windows_with_padding_or_n():
@@ -86,7 +90,8 @@ def test_kmer_codes_mark_windows_with_padding_or_n():
 def test_multi_protein_model_shapes(protein, encoder, hp):
     x, valid = batch(["ACGU" * 10, "GCAUG" * 8, "UUAGGGA" * 5])
     desc = torch.randn(4, 4 ** 5)
-    model = MultiProteinModel(encoder, hp, 4, protein=protein, descriptors=desc if protein == "profile" else None)
+    model = MultiProteinModel(encoder, hp, 4, protein=protein,
+                              descriptors=desc if protein == "profile" else None)
     assert model(x, valid).shape == (3, 4)
 
 
@@ -155,15 +160,20 @@ def quick_figures(sim, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fig")
     out = ["--out-dir", str(tmp / "f"), "--run-dir", str(tmp / "r"), "--device", "cpu"]
     npz = make_blood_npz(tmp / "blood.npz")
-    logs = {"q1_1": run("q1_1_cnn.py", "--npz", str(npz), "--quick", "--seeds", "0", "1", "--epochs", "1", *out),
-            "q1_2": run("q1_2_maxpool.py", "--npz", str(npz), "--quick", "--epochs", "1", "--seeds", "0", *out),
-            "study": run("q1_softmax_study.py", "--npz", str(npz), "--quick", "--seeds", "0", *out[:2], *out[4:]),
+    logs = {"q1_1": run("q1_1_cnn.py", "--npz", str(npz), "--quick", "--seeds", "0", "1", "--epochs", "1",
+                        *out),
+            "q1_2": run("q1_2_maxpool.py", "--npz", str(npz), "--quick", "--epochs", "1", "--seeds", "0",
+                        *out),
+            "study": run("q1_softmax_study.py", "--npz", str(npz), "--quick", "--seeds", "0",
+                         *out[:2], *out[4:]),
             "q2_1": run("q2_1_cnn_lstm.py", "--data-dir", str(sim), "--quick", *out),
             "q2_2": run("q2_2_attention.py", "--data-dir", str(sim), "--quick", *out),
-            "q2_3": run("q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1", *out)}
+            "q2_3": run("q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1",
+                        "sim-QKI", "sim-PUM1", *out)}
     for d in (tmp / "f").glob("*_quick"):
         d.rename(tmp / "f" / d.name[:-6])
-    # The tuned setting's folder, for make_figures (its --setting tuned runs are tested with the resume tests).
+    # The tuned setting's folder, for make_figures (its --setting tuned runs are tested with the resume
+    # tests).
     shutil.copytree(tmp / "f" / "q2_2_default", tmp / "f" / "q2_2")
     return tmp / "f", logs
 
@@ -173,8 +183,10 @@ def test_q2_2_quick_run_outputs(quick_figures):
     s = json.loads((f / "q2_2_default" / "summary.json").read_text())
     assert set(s["variants"]) == {"lstm", "lstm_attention"} and s["variants"]["lstm"]["seeds"] == [1, 2]
     rec = json.loads((f / "q2_2_default" / "lstm_attention" / "seed1" / "metrics.json").read_text())
-    assert rec["config"]["hp"] == {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64, "attention_heads": 1}
-    assert rec["config"]["lr"] == 1e-3 and rec["config"]["batch_size"] == 64 and rec["variant"] == "lstm_attention"
+    assert rec["config"]["hp"] == {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64,
+                                   "attention_heads": 1}
+    assert (rec["config"]["lr"] == 1e-3 and rec["config"]["batch_size"] == 64
+            and rec["variant"] == "lstm_attention")
     code = rec["code"]   # provenance: the commit, whether the tree was dirty, and the command line
     assert re.fullmatch(r"[0-9a-f]{40}", code["git_commit"]) and isinstance(code["git_dirty"], bool)
     assert code["argv"][0] == "q2_2_attention.py" and "--quick" in code["argv"]
@@ -183,29 +195,34 @@ def test_q2_2_quick_run_outputs(quick_figures):
                                   "hp_source", "precision", "protein", "quick"}
     assert {"out_dir", "run_dir", "resume", "force", "note", "malloc_kept", "data_dir"} <= set(rec["options"])
     a = rec["attention"]
-    assert 0 <= a["attention_mass_on_motif"] <= 1 and [b["bin"] for b in a["single_site_probes_by_position"]] == \
-        ["5' third", "middle third", "3' third"]
-    assert 0 < len(a["map_probes"]) <= 9 and {p["site_bin"] for p in a["map_probes"]} <= {"5' third", "middle third", "3' third"}
+    assert (0 <= a["attention_mass_on_motif"] <= 1 and [b["bin"] for b in a["single_site_probes_by_position"]]
+            == ["5' third", "middle third", "3' third"])
+    assert (0 < len(a["map_probes"]) <= 9
+            and {p["site_bin"] for p in a["map_probes"]} <= {"5' third", "middle third", "3' third"})
     agg = json.loads((f / "q2_2_default" / "lstm_attention" / "aggregate.json").read_text())
     assert agg["metrics"]["test.spearman"]["n"] == 2
     assert "attention mass on UGCAUG/GCAUG" in logs["q2_2"] and "single sites by position" in logs["q2_2"]
 
 
 def test_q2_3_resume_keeps_finished_records_bit_for_bit(quick_figures, sim, tmp_path):
-    """--resume used to retrain over finished Q2.3 records (it acted as --force); now every finished arm is kept."""
+    """--resume used to retrain over finished Q2.3 records (it acted as --force); now every finished arm is
+    kept."""
     f, _ = quick_figures
     shutil.copytree(f / "q2_3", tmp_path / "q2_3_quick")   # a finished quick run where this command writes
     files = sorted((tmp_path / "q2_3_quick").rglob("metrics.json"))
     before = [p.read_bytes() for p in files]
-    r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--resume",
-                        "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1", "--out-dir", str(tmp_path), "--run-dir",
-                        str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick",
+                        "--resume", "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1", "--out-dir", str(tmp_path),
+                        "--run-dir", str(tmp_path / "runs")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.count("finished earlier") == 7 and "epoch  1/" not in r.stdout   # 1 seen + 3 single + 3 few-shot
+    # 1 seen + 3 single + 3 few-shot
+    assert r.stdout.count("finished earlier") == 7 and "epoch  1/" not in r.stdout
     assert [p.read_bytes() for p in files] == before
     # without --resume (and without --force) a finished run refuses in one line
-    r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick", "--proteins", "RBFOX1",
-                        "sim-QKI", "sim-PUM1", "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick",
+                        "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1", "--out-dir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "already holds a finished run" in r.stderr and [p.read_bytes() for p in files] == before
 
@@ -216,7 +233,8 @@ def test_q2_3_quick_run_outputs(quick_figures):
     assert [r["protein"] for r in s["rows"]] == ["RBFOX1", "sim-QKI", "sim-PUM1"]
     assert [r["label"] for r in s["rows"]][1] == "sim-QKI (simulated motif)" and s["seeds"] == [1]
     m = json.loads((f / "q2_3" / "seed1" / "fewshot" / "sim-QKI" / "metrics.json").read_text())
-    assert m["held_out"] == "sim-QKI" and "sim-QKI" not in m["train_proteins"] and m["arm"] == "fewshot/sim-QKI"
+    assert (m["held_out"] == "sim-QKI" and "sim-QKI" not in m["train_proteins"]
+            and m["arm"] == "fewshot/sim-QKI")
     assert m["config"]["patience"] == 5 and m["config"]["hp_source"].startswith("Q2.1 selected")
     assert m["converged"] == (m["stopped_early"] or m["best_epoch"] < m["epochs_run"])
     if not m["converged"]:
@@ -224,13 +242,15 @@ def test_q2_3_quick_run_outputs(quick_figures):
     base = json.loads((f / "q2_3" / "profile_only.json").read_text())
     assert set(base["proteins"]) == {"RBFOX1", "sim-QKI", "sim-PUM1"} and "top" in base["definition"]
     c = s["comparisons"]["few-shot (own profile) − profile-only baseline"]
-    assert c["n"] == 3 and c["diff"] == pytest.approx(np.mean([r["fewshot"] - r["profile_only"] for r in s["rows"]]))
+    assert c["n"] == 3 and c["diff"] == pytest.approx(np.mean([r["fewshot"] - r["profile_only"]
+                                                               for r in s["rows"]]))
     table = (f / "q2_3" / "table.md").read_text()
     assert "| protein |" in table and "profile-only baseline" in table and "invented motifs" in table
 
 
 def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path):
-    """The profile and the probe scores recomputed from the sequences as strings (collections.Counter, scipy)."""
+    """The profile and the probe scores recomputed from the sequences as strings (collections.Counter,
+    scipy)."""
     from collections import Counter
 
     from scipy.stats import spearmanr
@@ -262,12 +282,15 @@ def test_results_table_gives_each_seed_its_own_note_and_titles_give_data_epochs_
     run = lambda seed, note=None: {"seed": seed, "config": {"note": note} if note else {}}
     assert seed_notes([run(0, "alone"), run(1, "alone")]) == "alone"
     # a note that only seed 0 has must not read as if it described seeds 1 and 2 (RESULTS.md, figure titles)
-    assert seed_notes([run(0, "rerun"), run(1, "shared"), run(2, "shared")]) == "seed 0: rerun; seeds 1, 2: shared"
+    assert (seed_notes([run(0, "rerun"), run(1, "shared"), run(2, "shared")])
+            == "seed 0: rerun; seeds 1, 2: shared")
     assert seed_notes([run(0, "rerun"), run(1)]) == "seed 0: rerun"
     assert seed_notes([run(0), run(1)]) == ""
-    rec = lambda seed, note=None, variant="a": {**run(seed, note), "data": {"source": "sim", "md5": "0123456789"},
+    rec = lambda seed, note=None, variant="a": {**run(seed, note),
+                                                "data": {"source": "sim", "md5": "0123456789"},
                                                 "epochs_run": 5, "device_name": "cpu", "variant": variant}
-    assert run_label([rec(0, "alone"), rec(1, "alone")]) == "sim (01234567), 5 epochs, n = 2, cpu"   # notes: RESULTS.md
+    # notes: RESULTS.md
+    assert run_label([rec(0, "alone"), rec(1, "alone")]) == "sim (01234567), 5 epochs, n = 2, cpu"
     assert "rerun" not in run_label([rec(0, "rerun"), rec(1, "shared")])
     assert "3–5 epochs run" in run_label([{**rec(0), "epochs_run": 3}, rec(1)])
     assert "n = 2 per variant" in run_label([rec(0), rec(1), rec(0, variant="b"), rec(1, variant="b")])
@@ -283,27 +306,29 @@ def test_make_figures_regenerates_everything_and_names_what_is_missing(quick_fig
     for png in figs.rglob("*.png"):
         png.unlink()
     out = run("make_figures.py", "--figures", str(figs))
-    for name in ("q1_1/curves.png", "q1_2/curves.png", "q1_2/comparison.png", "gpu/q1_1/curves.png", "q2_1/loss_curves.png",
-                 "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png", "q2_2_default/curves.png",
-                 "q2_2_default/attention_maps.png", "q2_3/per_protein.png",
-                 "q1_softmax_study/outcomes.png", "q1_softmax_study/mechanism.png", "q1_softmax_study/gradients.png",
-                 "q2_data/calibration.png"):
+    for name in ("q1_1/curves.png", "q1_2/curves.png", "q1_2/comparison.png", "gpu/q1_1/curves.png",
+                 "q2_1/loss_curves.png", "q2_1/search_cnn.png", "q2_1/search_lstm.png", "q2_2/curves.png",
+                 "q2_2_default/curves.png", "q2_2_default/attention_maps.png", "q2_3/per_protein.png",
+                 "q1_softmax_study/outcomes.png", "q1_softmax_study/mechanism.png",
+                 "q1_softmax_study/gradients.png", "q2_data/calibration.png"):
         assert (figs / name).stat().st_size > 10_000, name
     results = (figs / "RESULTS.md").read_text()
     assert "| q1_1 | logits |" in results and "Q2.2" in results and "Q2.3" in results and "wrote" in out
     assert "Softmax failure study" in results and "Comparisons with 95% confidence intervals" in results
     (figs / "q2_3" / "summary.json").unlink()
-    r = subprocess.run([sys.executable, "make_figures.py", "--figures", str(figs)], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 1 and "run `python q2_3_multi_protein.py`" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "make_figures.py", "--figures", str(figs)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert (r.returncode == 1 and "run `python q2_3_multi_protein.py`" in r.stderr
+            and "Traceback" not in r.stderr)
 
 
 def q2_2_proc(sim, tmp_path, name, *args, q2_1_metrics=None):
-    """One Q2.2 quick run (seed 0; the homework-default BiLSTM, or the tuned setting read from q2_1_metrics) into
-    tmp_path/<name>: the process."""
+    """One Q2.2 quick run (seed 0; the homework-default BiLSTM, or the tuned setting read from q2_1_metrics)
+    into tmp_path/<name>: the process."""
     out = ["--out-dir", str(tmp_path / name), "--run-dir", str(tmp_path / name / "runs"), "--device", "cpu"]
     setting = ["--setting", "tuned", "--q2-1-metrics", str(q2_1_metrics)] if q2_1_metrics else []
-    return subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds", "0",
-                           *setting, *out, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "q2_2_attention.py", "--data-dir", str(sim), "--quick", "--seeds",
+                           "0", *setting, *out, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def q2_2_metrics_path(tmp_path, name, variant, experiment="q2_2_default_quick"):
@@ -314,14 +339,16 @@ def q2_2_run(sim, tmp_path, name, *args):
     """A Q2.2 quick run that must succeed: (its two metrics records, stdout)."""
     r = q2_2_proc(sim, tmp_path, name, *args)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    return {v: json.loads(q2_2_metrics_path(tmp_path, name, v).read_text()) for v in ("lstm", "lstm_attention")}, r.stdout
+    return {v: json.loads(q2_2_metrics_path(tmp_path, name, v).read_text())
+            for v in ("lstm", "lstm_attention")}, r.stdout
 
 
 def test_q2_2_resume_matches_an_uninterrupted_run(sim, tmp_path):
     full, _ = q2_2_run(sim, tmp_path, "full", "--epochs", "3")
     q2_2_run(sim, tmp_path, "part", "--epochs", "2")
     resumed, log = q2_2_run(sim, tmp_path, "part", "--epochs", "3", "--resume")
-    assert "epoch  3/3" in log and "epoch  1/3" not in log and "epoch  2/3" not in log   # continued, not restarted
+    # continued, not restarted
+    assert "epoch  3/3" in log and "epoch  1/3" not in log and "epoch  2/3" not in log
     for v in full:
         assert len(resumed[v]["history"]) == 3
         drop = ("seconds", "train_seconds", "eval_seconds")
@@ -339,7 +366,8 @@ def test_q2_2_resume_of_finished_seeds_keeps_their_metrics(sim, tmp_path):
     before = [p.read_bytes() for p in paths]
     _, log = q2_2_run(sim, tmp_path, "a", "--epochs", "2", "--resume")
     assert "epoch  1/2" not in log and "epoch  2/2" not in log and log.count("its metrics are kept") == 2
-    assert [p.read_bytes() for p in paths] == before   # not rewritten with the re-test's start time and seconds
+    # not rewritten with the re-test's start time and seconds
+    assert [p.read_bytes() for p in paths] == before
     assert (tmp_path / "a" / "q2_2_default_quick" / "summary.json").is_file()
 
 
@@ -360,13 +388,16 @@ def test_q2_2_resume_recomputes_an_older_attention_statistic_and_keeps_the_rest(
 
 
 def test_q2_2_resume_from_a_checkpoint_of_another_model_is_a_clear_error(sim, tmp_path):
-    narrow, wide = tmp_path / "narrow.json", tmp_path / "wide.json"   # Q2.1 records selecting two BiLSTM widths
+    # Q2.1 records selecting two BiLSTM widths
+    narrow, wide = tmp_path / "narrow.json", tmp_path / "wide.json"
     for path, hidden in ((narrow, 16), (wide, 48)):
-        path.write_text(json.dumps({"config": {"hp": {"hidden": hidden, "layers": 1, "dropout": 0.2, "mlp_hidden": 64},
+        path.write_text(json.dumps({"config": {"hp": {"hidden": hidden, "layers": 1, "dropout": 0.2,
+                                                      "mlp_hidden": 64},
                                                "lr": 1e-3, "batch_size": 64}}))
     r = q2_2_proc(sim, tmp_path, "a", "--epochs", "1", "--variants", "lstm", q2_1_metrics=narrow)
     assert r.returncode == 0, r.stderr[-2000:]
-    rec = json.loads(q2_2_metrics_path(tmp_path, "a", "lstm", "q2_2_quick").read_text())   # the tuned setting's folder
+    # the tuned setting's folder
+    rec = json.loads(q2_2_metrics_path(tmp_path, "a", "lstm", "q2_2_quick").read_text())
     assert rec["config"]["hp"]["hidden"] == 16 and rec["config"]["hp_source"] == str(narrow)
     r = q2_2_proc(sim, tmp_path, "a", "--epochs", "2", "--resume", "--variants", "lstm", q2_1_metrics=wide)
     assert r.returncode != 0 and "Traceback" not in r.stderr

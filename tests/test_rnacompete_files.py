@@ -1,4 +1,5 @@
-"""Real-data path: the download command against a local mirror, and one-line errors for every malformed course file.
+"""Real-data path: the download command against a local mirror, and one-line errors for every malformed
+course file.
 
 Run: python -m pytest -q tests/test_rnacompete_files.py
 
@@ -51,7 +52,8 @@ def mirror(sim_dir, tmp_path_factory):
 
 
 def cli(*args, env=None):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def free_port():
@@ -65,11 +67,12 @@ def test_download_from_a_mirror_then_train(mirror, sim_dir, tmp_path):
     out = tmp_path / "rnacompete"
     run = cli("-m", "common.rna.download", "--out", str(out), "--base-url", url)
     assert run.returncode == 0, run.stderr
-    assert (out / "norm_data.txt").read_bytes() == (sim_dir / "norm_data.txt").read_bytes()   # gunzipped exactly
+    # gunzipped exactly
+    assert (out / "norm_data.txt").read_bytes() == (sim_dir / "norm_data.txt").read_bytes()
     manifest = json.loads((out / "manifest.json").read_text())
     assert [f["file"] for f in manifest["files"]] == ["norm_data.txt", "metadata.xlsx"]
     assert manifest["files"][0]["url"] == url + "norm_data.txt.gz" and manifest["files"][0]["size"] > 0
-    assert not list(out.glob(".*.tmp"))                                                        # no temporary left
+    assert not list(out.glob(".*.tmp"))   # no temporary left
     # a rerun finds the complete files and fetches nothing
     before = (out / "norm_data.txt").stat().st_mtime_ns
     again = cli("-m", "common.rna.download", "--out", str(out), "--base-url", url)
@@ -79,12 +82,14 @@ def test_download_from_a_mirror_then_train(mirror, sim_dir, tmp_path):
     splits, rec = load_rnacompete(out, ["RBFOX1"], cache_dir=tmp_path / "cache")
     assert rec["source"] == "rnacompete" and rec["sizes"] == {"train": 400, "val": 100, "test": 400}
     # and a one-epoch Q2.1 run trains on it, by RNAcompete id
-    run = cli("q2_1_cnn_lstm.py", "--data-dir", str(out), "--quick", "--model", "cnn", "--protein", "RNCMPT00168",
-              "--out-dir", str(tmp_path / "f"), "--run-dir", str(tmp_path / "r"), "--device", "cpu")
+    run = cli("q2_1_cnn_lstm.py", "--data-dir", str(out), "--quick", "--model", "cnn", "--protein",
+              "RNCMPT00168", "--out-dir", str(tmp_path / "f"), "--run-dir", str(tmp_path / "r"),
+              "--device", "cpu")
     assert run.returncode == 0, run.stderr
     m = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text())
-    assert m["data"]["source"] == "rnacompete" and m["data"]["ids"] == ["RNCMPT00168"] and m["data"]["proteins"] == ["RBFOX1"]
-    assert any("NaN" in w for w in m["data"]["warnings"])                                     # data warnings recorded
+    assert (m["data"]["source"] == "rnacompete" and m["data"]["ids"] == ["RNCMPT00168"]
+            and m["data"]["proteins"] == ["RBFOX1"])
+    assert any("NaN" in w for w in m["data"]["warnings"])   # data warnings recorded
 
 
 def test_download_uses_the_url_variable(mirror, tmp_path):
@@ -99,7 +104,8 @@ def test_offline_download_is_one_line_naming_url_and_alternative(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/"
     run = cli("-m", "common.rna.download", "--out", str(tmp_path / "d"), "--base-url", url, "--timeout", "5")
     assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
-    assert f"{url}norm_data.txt.gz" in run.stderr and "without internet access" in run.stderr and "RNACOMPETE_URL" in run.stderr
+    assert (f"{url}norm_data.txt.gz" in run.stderr and "without internet access" in run.stderr
+            and "RNACOMPETE_URL" in run.stderr)
     assert not (tmp_path / "d" / "norm_data.txt").exists()
 
 
@@ -150,10 +156,12 @@ def with_letters(df, fraction, letter="X", seed=0):
     (None, "Probe_ID,Probe_Set,RNA_Seq,RNCMPT00168\nP1,SetA,ACGU,1.0\n", ["RBFOX1"], "not tab-separated"),
     (lambda df: df.drop(columns="Probe_Set"), None, ["RBFOX1"], "missing column 'Probe_Set'"),
     (lambda df: df[df.Probe_Set == "SetB"], None, ["RBFOX1"], "no SetA rows"),
-    (lambda df: df.assign(RNCMPT00168="high"), None, ["RBFOX1"], r"RNCMPT00168 \(RBFOX1\) is not numeric \(e.g. 'high'\)"),
+    (lambda df: df.assign(RNCMPT00168="high"), None, ["RBFOX1"],
+     r"RNCMPT00168 \(RBFOX1\) is not numeric \(e.g. 'high'\)"),
     (None, None, ["NOPE1"], "unknown protein 'NOPE1'"),
     (None, None, ["RNCMPT99999"], "unknown RNAcompete id 'RNCMPT99999'"),
-    (lambda df: with_letters(df, 0.25), None, ["RBFOX1"], r"2\d\.\d% of bases are not A, C, G, U or N \('X' x"),
+    (lambda df: with_letters(df, 0.25), None, ["RBFOX1"],
+     r"2\d\.\d% of bases are not A, C, G, U or N \('X' x"),
 ])
 def test_malformed_course_files_get_one_line_errors(sim_dir, tmp_path, edit, text, proteins, message):
     d = course(sim_dir, tmp_path, edit, text)
@@ -163,9 +171,11 @@ def test_malformed_course_files_get_one_line_errors(sim_dir, tmp_path, edit, tex
 
 def test_script_error_is_one_line_without_traceback(sim_dir, tmp_path):
     d = course(sim_dir, tmp_path, text="")
-    run = cli("q2_1_cnn_lstm.py", "--data-dir", str(d), "--quick", "--out-dir", str(tmp_path / "f"), "--device", "cpu")
+    run = cli("q2_1_cnn_lstm.py", "--data-dir", str(d), "--quick", "--out-dir", str(tmp_path / "f"),
+              "--device", "cpu")
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert run.stderr.strip().splitlines()[-1].startswith("error: ") and "norm_data.txt is empty" in run.stderr
+    assert (run.stderr.strip().splitlines()[-1].startswith("error: ")
+            and "norm_data.txt is empty" in run.stderr)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -175,7 +185,8 @@ def test_script_error_is_one_line_without_traceback(sim_dir, tmp_path):
 def test_bad_metadata_xlsx(sim_dir, tmp_path, content, message):
     d = course(sim_dir, tmp_path, meta=None)
     if content == "wrong-sheet":
-        pd.DataFrame({"Motif_ID": ["RNCMPT00168"], "Protein_name": ["RBFOX1"]}).to_excel(d / "metadata.xlsx", sheet_name="Other")
+        pd.DataFrame({"Motif_ID": ["RNCMPT00168"], "Protein_name": ["RBFOX1"]}).to_excel(d / "metadata.xlsx",
+                                                                                         sheet_name="Other")
     else:
         (d / "metadata.xlsx").write_bytes(content)
     with pytest.raises(UserError, match=message):

@@ -1,5 +1,6 @@
-"""What happens to real users' runs: a second process on one run, a corrupt checkpoint or metrics file, SIGTERM,
-and --help. Each case ends in one clear line (no traceback) and never in a half-written or overwritten result.
+"""What happens to real users' runs: a second process on one run, a corrupt checkpoint or metrics file,
+SIGTERM, and --help. Each case ends in one clear line (no traceback) and never in a half-written or
+overwritten result.
 
 Run: python -m pytest -q tests/test_robustness.py
 """
@@ -25,8 +26,8 @@ SCRIPTS = ["q1_1_cnn.py", "q1_2_maxpool.py", "q1_softmax_study.py", "q2_1_cnn_ls
 
 def q1_2(blood_npz, out, *extra, **kw):
     """q1_2_maxpool.py (logits, seed 0, tiny data) into out: the subprocess.run result."""
-    args = [sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir", str(out / "fig"), "--run-dir",
-            str(out / "runs"), "--variant", "logits", "--device", "cpu", "--quick", *extra]
+    args = [sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir", str(out / "fig"),
+            "--run-dir", str(out / "runs"), "--variant", "logits", "--device", "cpu", "--quick", *extra]
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, **kw)
 
 
@@ -35,7 +36,8 @@ def metrics(out):
 
 
 def wait_for_an_epoch(proc):
-    """Read the process's output until it reports a finished epoch (it is training, with its run lock held)."""
+    """Read the process's output until it reports a finished epoch (it is training, with its run lock
+    held)."""
     for line in proc.stdout:
         if " epoch " in line:
             return
@@ -49,10 +51,12 @@ def no_times(history):
 def test_run_lock_refuses_a_live_owner_takes_over_a_dead_one_and_releases(tmp_path, capsys):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (tmp_path / ".lock").write_text(json.dumps({"pid": holder.pid, "started": "then", "command": "train.py"}))
+        (tmp_path / ".lock").write_text(json.dumps({"pid": holder.pid, "started": "then",
+                                                    "command": "train.py"}))
         with pytest.raises(UserError, match=f"{tmp_path} is in use by another process \\(pid {holder.pid}"):
             RunLock(tmp_path).acquire()
-        assert json.loads((tmp_path / ".lock").read_text())["pid"] == holder.pid   # the owner's lock is left alone
+        # the owner's lock is left alone
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == holder.pid
     finally:
         holder.kill()
         holder.wait()
@@ -67,34 +71,39 @@ def test_run_lock_refuses_a_live_owner_takes_over_a_dead_one_and_releases(tmp_pa
 
 
 def test_a_second_process_on_the_same_run_refuses_at_once(tmp_path, blood_npz):
-    first = subprocess.Popen([sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir", str(tmp_path / "fig"),
-                              "--run-dir", str(tmp_path / "runs"), "--variant", "logits", "--device", "cpu", "--quick",
-                              "--epochs", "400"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir",
+                              str(tmp_path / "fig"), "--run-dir", str(tmp_path / "runs"), "--variant",
+                              "logits", "--device", "cpu", "--quick", "--epochs", "400"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_an_epoch(first)
         t0 = time.time()
         second = q1_2(blood_npz, tmp_path, "--epochs", "400")
         assert second.returncode == 2 and "Traceback" not in second.stderr and time.time() - t0 < 60
         line = second.stderr.strip()
-        assert "\n" not in line and f"pid {first.pid}" in line and "q1_2_quick" in line and "in use by another process" in line
+        assert ("\n" not in line and f"pid {first.pid}" in line and "q1_2_quick" in line
+                and "in use by another process" in line)
     finally:
         first.kill()
         first.wait()
-    # Several seeds in one process keep working (each seed its own lock, taken in turn); the killed run's lock is stale.
+    # Several seeds in one process keep working (each seed its own lock, taken in turn); the killed run's lock
+    # is stale.
     ok = q1_2(blood_npz, tmp_path / "seeds", "--epochs", "1", "--seeds", "0", "1")
     assert ok.returncode == 0, ok.stderr
     assert not list((tmp_path / "seeds").rglob(".lock"))
 
 
 def test_a_corrupt_checkpoint_gets_one_line_naming_the_file_and_the_fix(tmp_path, blood_npz):
-    assert q1_2(blood_npz, tmp_path, "--epochs", "2", "--stop-at", "1").returncode == 0   # stops after epoch 1
+    # stops after epoch 1
+    assert q1_2(blood_npz, tmp_path, "--epochs", "2", "--stop-at", "1").returncode == 0
     ckpt = tmp_path / "runs" / "q1_2_quick" / "logits" / "checkpoint.pt"
     data = ckpt.read_bytes()
-    ckpt.write_bytes(data[: len(data) // 2])                                              # truncated, as by a full disk
+    ckpt.write_bytes(data[: len(data) // 2])   # truncated, as by a full disk
     bad = q1_2(blood_npz, tmp_path, "--epochs", "2", "--resume")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     line = bad.stderr.strip()
-    assert "\n" not in line and str(ckpt) in line and "corrupt or truncated" in line and "without --resume" in line
+    assert ("\n" not in line and str(ckpt) in line and "corrupt or truncated" in line
+            and "without --resume" in line)
     assert "delete the file" in line
 
 
@@ -115,15 +124,17 @@ def test_a_corrupt_metrics_file_is_named_and_allow_missing_draws_the_rest(tmp_pa
     assert ok.returncode == 0 and "Traceback" not in ok.stderr
     assert "warning: skipped" in ok.stderr and str(path) in ok.stderr
     assert (figs / "q1_1" / "curves.png").is_file() and (figs / "RESULTS.md").is_file()  # the rest was drawn
-    assert path.read_text() == good[: len(good) // 2]                                    # and nothing was "repaired"
+    # and nothing was "repaired"
+    assert path.read_text() == good[: len(good) // 2]
 
 
 def test_sigterm_stops_at_an_epoch_end_and_resume_equals_an_uninterrupted_run(tmp_path, blood_npz):
     full = q1_2(blood_npz, tmp_path / "full", "--epochs", "12")
     assert full.returncode == 0, full.stderr
-    proc = subprocess.Popen([sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir", str(tmp_path / "part" / "fig"),
-                             "--run-dir", str(tmp_path / "part" / "runs"), "--variant", "logits", "--device", "cpu", "--quick",
-                             "--epochs", "12"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "q1_2_maxpool.py", "--npz", str(blood_npz), "--out-dir",
+                             str(tmp_path / "part" / "fig"), "--run-dir", str(tmp_path / "part" / "runs"),
+                             "--variant", "logits", "--device", "cpu", "--quick", "--epochs", "12"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_an_epoch(proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
@@ -134,7 +145,8 @@ def test_sigterm_stops_at_an_epoch_end_and_resume_equals_an_uninterrupted_run(tm
     resumed = q1_2(blood_npz, tmp_path / "part", "--epochs", "12", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     a, b = metrics(tmp_path / "part"), metrics(tmp_path / "full")
-    assert a["status"] == "complete" and no_times(a["history"]) == no_times(b["history"]) and a["test"] == b["test"]
+    assert (a["status"] == "complete" and no_times(a["history"]) == no_times(b["history"])
+            and a["test"] == b["test"])
 
 
 def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retries_it(tmp_path):
@@ -143,8 +155,9 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
 
     from common.rna.simulate import simulate
     simulate(tmp_path / "sim", seed=2, n_seta=600, n_setb=300, proteins=["RBFOX1"], preset="easy")
-    args = [sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "sim"), "--model", "cnn", "--quick", "--epochs",
-            "30", "--patience", "30", "--trials", "2", "--out-dir", str(tmp_path / "f"), "--run-dir", str(tmp_path / "r")]
+    args = [sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(tmp_path / "sim"), "--model", "cnn",
+            "--quick", "--epochs", "30", "--patience", "30", "--trials", "2",
+            "--out-dir", str(tmp_path / "f"), "--run-dir", str(tmp_path / "r")]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_an_epoch(proc)
     proc.send_signal(signal.SIGTERM)
@@ -154,9 +167,12 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
     assert resumed.returncode == 0, resumed.stderr
     trials = pd.read_csv(tmp_path / "f" / "q2_1_quick" / "cnn" / "trials.csv")
     assert list(trials.state) == ["FAIL", "COMPLETE", "COMPLETE"]
-    search = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text())["config"]["search"]
-    assert (search["trials"], search["failed_and_retried"]) == (2, 1)   # the budget counts finished trials only
-    first, retry = trials.iloc[0], trials.iloc[1]          # the interrupted trial is rerun with its parameters
+    search = json.loads((tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json")
+                        .read_text())["config"]["search"]
+    # the budget counts finished trials only
+    assert (search["trials"], search["failed_and_retried"]) == (2, 1)
+    # the interrupted trial is rerun with its parameters
+    first, retry = trials.iloc[0], trials.iloc[1]
     assert all(first[c] == retry[c] for c in trials.columns if c.startswith("params_"))
     # ... from its checkpoint, and it ends exactly as the same trial run without an interruption
     assert retry["user_attrs_retry_of"] == 0 and 1 <= retry["user_attrs_resumed_after_epoch"] < 30
@@ -169,7 +185,8 @@ def test_sigterm_in_a_search_fails_the_trial_without_a_traceback_and_resume_retr
     assert retry["value"] == uninterrupted["value"]
     a = torch.load(tmp_path / "r" / "q2_1_quick" / "cnn" / "trial1.pt", weights_only=False)
     b = torch.load(tmp_path / "r2" / "q2_1_quick" / "cnn" / "trial0.pt", weights_only=False)
-    assert no_times(a["history"]) == no_times(b["history"]) and all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
+    assert no_times(a["history"]) == no_times(b["history"]) and all(torch.equal(a["state"][k], b["state"][k])
+                                                                    for k in a["state"])
 
 
 @pytest.mark.filterwarnings("ignore:'common.rna.simulate' found in sys.modules:RuntimeWarning")
@@ -205,7 +222,8 @@ def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(t
         loss = lambda m, idx: ((m(x[idx]).squeeze(-1) - y[idx]) ** 2).mean()
         score = iter([0.5, 0.4, 0.3, 0.2, 0.1] * 2)   # best at epoch 1, so patience 2 stops after epoch 3
         cfg = FitConfig(epochs=10, batch_size=16, seed=0, select="score", patience=2)
-        return fit(model, opt, loss, 64, lambda m: {"score": next(score)}, cfg, "cpu", tmp_path / "ck.pt", resume)
+        return fit(model, opt, loss, 64, lambda m: {"score": next(score)}, cfg, "cpu", tmp_path / "ck.pt",
+                   resume)
 
     first = run(False)
     assert first["stopped_early"] and len(first["history"]) == 3 and first["epochs_trained"] == 3
@@ -220,7 +238,8 @@ def test_code_version_outside_a_git_checkout_is_null(tmp_path, monkeypatch):
     monkeypatch.setattr(runio, "REPO", tmp_path)   # no .git here, nor above /tmp
     try:
         v = runio.code_version()
-        assert v["git_commit"] is None and v["git_dirty"] is None and v["argv"] == runio.redacted_argv(sys.argv)
+        assert (v["git_commit"] is None and v["git_dirty"] is None
+                and v["argv"] == runio.redacted_argv(sys.argv))
     finally:
         runio.code_version.cache_clear()
     inside = runio.code_version()
@@ -239,7 +258,8 @@ def _sigterm_after(cmd, first_line, tmp_path):
     """Start cmd, send SIGTERM once stdout shows first_line, and return (returncode, stdout, stderr)."""
     import signal
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    p = subprocess.Popen([sys.executable, *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen([sys.executable, *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
     out = []
     for line in p.stdout:
         out.append(line)
@@ -261,29 +281,32 @@ def _no_half_written_file(folder):
 
 @pytest.mark.parametrize("script, first_line", [("q2_3_multi_protein.py", "epoch  1/2"),
                                                  ("q1_softmax_study.py", "seed   0:")])
-def test_sigterm_ends_without_traceback_and_leaves_no_half_written_file(script, first_line, tmp_path, blood_npz):
+def test_sigterm_ends_without_traceback_and_leaves_no_half_written_file(script, first_line, tmp_path,
+                                                                        blood_npz):
     from common.rna.simulate import simulate
     if script.startswith("q2"):
         simulate(tmp_path / "sim", seed=5, n_seta=500, n_setb=300)
         data = ["--data-dir", str(tmp_path / "sim"), "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1"]
     else:
         data = ["--npz", str(blood_npz), "--epochs", "3"]
-    runs = ["--run-dir", str(tmp_path / "r")] if script.startswith("q2") else []   # the study keeps no checkpoints
-    rc, out, err = _sigterm_after([script, "--quick", *data, "--out-dir", str(tmp_path / "f"), *runs, "--device", "cpu"],
-                                  first_line, tmp_path)
+    # the study keeps no checkpoints
+    runs = ["--run-dir", str(tmp_path / "r")] if script.startswith("q2") else []
+    rc, out, err = _sigterm_after([script, "--quick", *data, "--out-dir", str(tmp_path / "f"), *runs,
+                                   "--device", "cpu"], first_line, tmp_path)
     assert rc in (0, 143) and "Traceback" not in err, (rc, err[-1500:])
     assert rc == 143, f"SIGTERM came after the last epoch; make the run longer ({out[-500:]})"
     files = _no_half_written_file(tmp_path / "f")
     if script.startswith("q2"):   # the arm SIGTERM stopped says so, and --resume continues it
-        interrupted = [f for f in files if f.name == "metrics.json" and json.loads(f.read_text())["status"] == "interrupted"]
+        interrupted = [f for f in files
+                       if f.name == "metrics.json" and json.loads(f.read_text())["status"] == "interrupted"]
         assert len(interrupted) == 1 and "--resume" in out
 
 
-@pytest.mark.parametrize("script, absent", [("q1_softmax_study.py", ["--resume", "--run-dir", "--checkpoint-every",
-                                                                     "--channels-last"]),
-                                             ("q2_3_multi_protein.py", ["--checkpoint-every", "--channels-last"]),
-                                             ("q2_2_attention.py", ["--channels-last"]),
-                                             ("q1_1_cnn.py", [])])
+@pytest.mark.parametrize("script, absent", [
+    ("q1_softmax_study.py", ["--resume", "--run-dir", "--checkpoint-every", "--channels-last"]),
+    ("q2_3_multi_protein.py", ["--checkpoint-every", "--channels-last"]),
+    ("q2_2_attention.py", ["--channels-last"]),
+    ("q1_1_cnn.py", [])])
 def test_each_script_offers_only_the_flags_it_honours(script, absent, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", [script, "--help"])
     with pytest.raises(SystemExit):

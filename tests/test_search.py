@@ -1,9 +1,11 @@
-"""Searches shared by processes and machines: 2 workers on a journal file, resume, a real PostgreSQL server, crashes.
+"""Searches shared by processes and machines: 2 workers on a journal file, resume, a real PostgreSQL server,
+crashes.
 
 Run: python -m pytest -q tests/test_search.py
 
 The PostgreSQL test starts a throw-away cluster (initdb + pg_ctl, as the postgres user when run as root) in a
-temp dir on 127.0.0.1 and a free port, and stops it afterwards. Without the binaries it is skipped, saying why.
+temp dir on 127.0.0.1 and a free port, and stops it afterwards. Without the binaries it is skipped, saying
+why.
 """
 import glob
 import os
@@ -32,9 +34,10 @@ def sim_dir(tmp_path_factory):
 
 
 def search(sim_dir, tmp_path, storage, trials, *extra):
-    run = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
-                          "--trials", str(trials), "--workers", "2", "--storage", str(storage), "--device", "cpu",
-                          "--out-dir", str(tmp_path / "f"), "--run-dir", str(tmp_path / "r"), *extra],
+    run = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick",
+                          "--model", "cnn", "--trials", str(trials), "--workers", "2",
+                          "--storage", str(storage), "--device", "cpu", "--out-dir", str(tmp_path / "f"),
+                          "--run-dir", str(tmp_path / "r"), *extra],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     return run
@@ -55,7 +58,8 @@ def check_trials(study, n):
 
 
 def test_split_trials():
-    assert split_trials(5, 2) == [3, 2] and split_trials(2, 4) == [1, 1, 0, 0] and sum(split_trials(7, 3)) == 7
+    assert (split_trials(5, 2) == [3, 2] and split_trials(2, 4) == [1, 1, 0, 0]
+            and sum(split_trials(7, 3)) == 7)
 
 
 def test_two_workers_share_a_journal_file_and_resume_adds_only_the_missing(sim_dir, tmp_path):
@@ -71,7 +75,8 @@ def test_two_workers_share_a_journal_file_and_resume_adds_only_the_missing(sim_d
     assert "2 trials over 2 worker processes" in run.stdout
     metrics = tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json"
     before = metrics.read_text()
-    run = search(sim_dir, tmp_path, journal, 6, "--resume")                # nothing new to run: the record is kept
+    # nothing new to run: the record is kept
+    run = search(sim_dir, tmp_path, journal, 6, "--resume")
     assert "search finished earlier" in run.stdout and metrics.read_text() == before
     check_trials(the_study(journal), 6)
 
@@ -125,11 +130,13 @@ def postgres_url():
     subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)
     subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o",
-                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -140,9 +147,10 @@ def test_two_workers_share_a_postgresql_study(sim_dir, tmp_path, postgres_url):
     m = (tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text()
     assert '"storage": "database"' in m and "postgres@" not in m          # no credentials or hosts in results
     # a second machine joining with --search-only and a larger budget adds exactly the missing trials
-    run = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick", "--model", "cnn",
-                          "--trials", "5", "--storage", postgres_url, "--search-only", "--device", "cpu",
-                          "--out-dir", str(tmp_path / "g"), "--run-dir", str(tmp_path / "s")],
+    run = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick",
+                          "--model", "cnn", "--trials", "5", "--storage", postgres_url, "--search-only",
+                          "--device", "cpu", "--out-dir", str(tmp_path / "g"),
+                          "--run-dir", str(tmp_path / "s")],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     check_trials(the_study(postgres_url), 5)

@@ -1,5 +1,6 @@
-"""The calibrated RNAcompete simulator (common/rna/binding.py, preset "calibrated"): each documented mechanism on
-small hand-made probes, the presets, and the calibration record's keys. No test depends on a full-size run.
+"""The calibrated RNAcompete simulator (common/rna/binding.py, preset "calibrated"): each documented mechanism
+on small hand-made probes, the presets, and the calibration record's keys. No test depends on a full-size
+run.
 
 Run: python -m pytest -q tests/test_simulator.py
 """
@@ -14,8 +15,8 @@ from common.rna import binding as sb
 from common.rna.simulate import MOTIFS, PARAMS_CALIBRATED, is_default, simulate
 
 P = PARAMS_CALIBRATED
-# 41 nt with no RBFOX1 site, in which a planted UGCAUGU cannot pair (in an A/C background "CA" + UGCAUGU would make
-# CAUGC, the reverse complement of the site's GCAUG, so that two sites could fold onto each other)
+# 41 nt with no RBFOX1 site, in which a planted UGCAUGU cannot pair (in an A/C background "CA" + UGCAUGU would
+# make CAUGC, the reverse complement of the site's GCAUG, so that two sites could fold onto each other)
 NEUTRAL = "A" * 41
 
 
@@ -27,7 +28,8 @@ def codes_of(seqs):
 def rbfox1_kd(jitter=0.0):
     consensus, kd0, core, flank, exceptions, measured = MOTIFS["RBFOX1"]
     pen = sb.penalty_matrix(consensus, core, flank, exceptions)
-    return sb.pwm_kd_table(consensus, pen, kd0, measured, P["nonspecific_Kd_nM"], jitter, np.random.default_rng(0))
+    return sb.pwm_kd_table(consensus, pen, kd0, measured, P["nonspecific_Kd_nM"], jitter,
+                           np.random.default_rng(0))
 
 
 def occupancy(seqs, kd=None):
@@ -51,15 +53,19 @@ def test_measured_kds_are_kept_and_the_spectrum_is_graded():
     for site, value in MOTIFS["RBFOX1"][5].items():              # Auweter et al. 2006, exactly
         assert kd[code(site)] == value
     assert kd.min() == pytest.approx(0.83)
-    graded = ((kd > 10) & (kd < 10_000)).sum()                    # many intermediate affinities, not a handful of sites
-    assert graded > 150 and kd.max() == P["nonspecific_Kd_nM"]   # 193 with this jitter draw; the easy preset has 9
+    # many intermediate affinities, not a handful of sites
+    graded = ((kd > 10) & (kd < 10_000)).sum()
+    # 193 with this jitter draw; the easy preset has 9
+    assert graded > 150 and kd.max() == P["nonspecific_Kd_nM"]
     no_jitter = rbfox1_kd()
-    assert no_jitter[code("AGCAUGU")] == pytest.approx(4.8) and no_jitter[code("UGCAUAU")] == pytest.approx(1830)
+    assert (no_jitter[code("AGCAUGU")] == pytest.approx(4.8)
+            and no_jitter[code("UGCAUAU")] == pytest.approx(1830))
     assert no_jitter[code("AGCAUGA")] > no_jitter[code("AGCAUGU")]  # a second flank mismatch binds weaker
 
 
 def test_more_sites_mean_more_signal_about_linearly():
-    seqs = [plant(NEUTRAL, [(p, "UGCAUGU") for p in positions]) for positions in ([], [2], [2, 17], [2, 17, 32])]
+    seqs = [plant(NEUTRAL, [(p, "UGCAUGU") for p in positions])
+            for positions in ([], [2], [2, 17], [2, 17, 32])]
     occ = occupancy(seqs)
     steps = np.diff(occ)
     assert (steps > 0).all()                                      # 0 < 1 < 2 < 3 sites
@@ -98,11 +104,12 @@ def test_the_shared_background_is_correlated_across_proteins(small_sets):
     bg = clean[[c for c in clean.columns if c.endswith("_background")]]
     assert bg.shape[1] == 6
     rho = spearmanr(bg.to_numpy()).statistic
-    assert rho[np.triu_indices(6, 1)].min() > 0.8                  # the same probe effect and sequence terms for all
+    assert rho[np.triu_indices(6, 1)].min() > 0.8   # the same probe effect and sequence terms for all
     norm = pd.read_csv(small_sets / "cal" / "norm_data.txt", sep="\t")
     free = ~norm.RNA_Seq.str.contains("GCAUG|UGUA|AGGG|CUAA|UUUAU|GGAG")   # probes without any protein's core
     y = np.log(norm.loc[free, ["RNCMPT00168", "RNCMPT90001"]].dropna().clip(lower=1))
-    assert spearmanr(y.iloc[:, 0], y.iloc[:, 1]).statistic > 0.3   # measured too, between two unrelated proteins
+    # measured too, between two unrelated proteins
+    assert spearmanr(y.iloc[:, 0], y.iloc[:, 1]).statistic > 0.3
 
 
 def test_targets_have_a_right_tail_and_motif_probes_rank_high(small_sets):
@@ -117,7 +124,8 @@ def test_targets_have_a_right_tail_and_motif_probes_rank_high(small_sets):
 
 def test_presets_are_recorded_and_the_easy_preset_is_unchanged(small_sets, tmp_path):
     info = json.loads((small_sets / "cal" / "simulation.json").read_text())
-    assert info["preset"] == "calibrated" and info["anchors"] and "sequence_ceiling_spearman_setB" in info["proteins"]["RBFOX1"]
+    assert (info["preset"] == "calibrated" and info["anchors"]
+            and "sequence_ceiling_spearman_setB" in info["proteins"]["RBFOX1"])
     assert json.loads((small_sets / "easy" / "simulation.json").read_text())["preset"] == "easy"
     assert not is_default(small_sets / "cal")                     # a small set is not the default data
     simulate(tmp_path, seed=1, n_seta=1500, n_setb=1500)
@@ -139,7 +147,10 @@ def test_calibration_record_has_its_keys(small_sets, tmp_path):
     for m in ("cnn", "lstm"):
         assert {"best_val_mse", "best_val_spearman", "test_spearman", "test_pearson"} <= set(saved[m])
     assert {"q01", "q50", "q99", "max"} <= set(saved["setb_z"])
-    assert {"share", "mean_z_with", "mean_z_without"} <= set(saved["gcaug"]) and "mean_z_by_ugcaug_sites" in saved
-    assert saved["anchors"] and saved["preset"] == "calibrated" and not (tmp_path / "calibration.png").exists()
-    from common.reporting.plots_q2_data import plot_calibration  # the figure is make_figures.py's, from the JSON
+    assert ({"share", "mean_z_with", "mean_z_without"} <= set(saved["gcaug"])
+            and "mean_z_by_ugcaug_sites" in saved)
+    assert (saved["anchors"] and saved["preset"] == "calibrated"
+            and not (tmp_path / "calibration.png").exists())
+    # the figure is make_figures.py's, from the JSON
+    from common.reporting.plots_q2_data import plot_calibration
     assert plot_calibration(saved, tmp_path / "calibration.png").stat().st_size > 10_000

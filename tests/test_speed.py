@@ -1,4 +1,5 @@
-"""Tests of the fast training path: each speed option leaves results unchanged, and the benchmark's plumbing.
+"""Tests of the fast training path: each speed option leaves results unchanged, and the benchmark's
+plumbing.
 
 Run: python -m pytest -q tests/test_speed.py
 """
@@ -62,24 +63,27 @@ def test_malloc_keep_without_glibc_is_a_clear_error(monkeypatch):
 def test_malloc_keep_does_not_change_training(tmp_path):
     """The same seeded Q1.2 run in two fresh processes, one per setting: bit-identical losses."""
     code = ("import sys, torch; sys.path.insert(0, {root!r}); from common.training.device import set_malloc; "
-            "from common.blood.models import BloodCNN; from common.training.loop import make_adam; set_malloc({mode!r}); "
+            "from common.blood.models import BloodCNN; from common.training.loop import make_adam; "
+            "set_malloc({mode!r}); "
             "torch.manual_seed(0); m = BloodCNN(pool=True); opt = make_adam(m.parameters(), 1e-3, 'cpu'); "
             "x = torch.randn(64, 3, 28, 28); y = torch.randint(0, 8, (64,)); out = []\n"
             "for _ in range(3):\n"
-            "    loss = torch.nn.functional.cross_entropy(m(x), y); opt.zero_grad(); loss.backward(); opt.step(); "
-            "out.append(loss.item())\n"
+            "    loss = torch.nn.functional.cross_entropy(m(x), y); opt.zero_grad(); loss.backward(); "
+            "opt.step(); out.append(loss.item())\n"
             "print(out)")
-    runs = [subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), mode=mode)], capture_output=True,
-                           text=True, check=True).stdout for mode in ("default", "keep")]
+    runs = [subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), mode=mode)],
+                           capture_output=True, text=True, check=True).stdout for mode in ("default", "keep")]
     assert runs[0] == runs[1] and runs[0].startswith("[")
 
 
 @pytest.mark.parametrize("device,pays,bf16,expected", [
-    ("cpu", True, True, "bf16"), ("cpu", False, True, "fp32"), ("cpu", True, False, "fp32"), ("cuda", True, True, "fp32")])
+    ("cpu", True, True, "bf16"), ("cpu", False, True, "fp32"), ("cpu", True, False, "fp32"),
+    ("cuda", True, True, "fp32")])
 def test_auto_precision_follows_the_measurements(monkeypatch, device, pays, bf16, expected):
     monkeypatch.setattr(cli, "cpu_has_bf16", lambda: bf16)
     assert cli.resolve_precision("auto", device, cpu_bf16_pays=pays) == expected
-    assert cli.resolve_precision("fp32", device, cpu_bf16_pays=pays) == "fp32"   # an explicit choice always wins
+    # an explicit choice always wins
+    assert cli.resolve_precision("fp32", device, cpu_bf16_pays=pays) == "fp32"
 
 
 def test_bench_compares_each_row_with_the_reference_of_its_batch_size():
@@ -95,7 +99,8 @@ def test_bench_compares_each_row_with_the_reference_of_its_batch_size():
             for label, cfg in bench.variants_of("q2_lstm")]
     assert sum("(auto)" in r["variant"] for r in lstm) == 1
     auto = next(r for r in lstm if "(auto)" in r["variant"])
-    assert bench.reference_of(auto, lstm)["variant"] == "reference, packed nn.LSTM (DataLoader)"   # the plain BiLSTM
+    # the plain BiLSTM
+    assert bench.reference_of(auto, lstm)["variant"] == "reference, packed nn.LSTM (DataLoader)"
 
 
 def test_bench_q1_flops_count():
@@ -106,7 +111,8 @@ def test_bench_q1_flops_count():
 
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_bench_has_an_auto_row_for_every_model_on_every_cpu_kind(monkeypatch, native_bf16):
-    """Each model has exactly one (auto) row, on CPUs with and without native bf16; without it, no bf16 row runs."""
+    """Each model has exactly one (auto) row, on CPUs with and without native bf16; without it, no bf16 row
+    runs."""
     import common.training.device
     bench = load_bench()
     monkeypatch.setattr(common.training.device, "cpu_has_bf16", lambda: native_bf16)
@@ -121,8 +127,9 @@ def test_bench_has_an_auto_row_for_every_model_on_every_cpu_kind(monkeypatch, na
 
 def test_bench_runs_one_row_end_to_end(tmp_path):
     out = tmp_path / "speed.json"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--models", "q2_cnn", "--steps", "2", "--min-seconds", "0",
-                    "--warmup", "1", "--repeats", "1", "--q2-n", "256", "--no-ceiling", "--out", str(out)],
+    subprocess.run([sys.executable, str(ROOT / "bench" / "train_speed.py"), "--models", "q2_cnn",
+                    "--steps", "2", "--min-seconds", "0", "--warmup", "1", "--repeats", "1", "--q2-n", "256",
+                    "--no-ceiling", "--out", str(out)],
                    check=True, capture_output=True, text=True, cwd=ROOT)
     result = json.loads(out.read_text())
     assert result["environment"]["isolation"].startswith("one fresh process per row")
@@ -131,9 +138,11 @@ def test_bench_runs_one_row_end_to_end(tmp_path):
 
 
 def test_a_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch):
-    """ONEDNN_MAX_CPU_ISA=AVX2 emulates bf16 (about 1 GFLOP/s, as on an AVX2-only CPU), so auto must pick fp32."""
+    """ONEDNN_MAX_CPU_ISA=AVX2 emulates bf16 (about 1 GFLOP/s, as on an AVX2-only CPU), so auto must pick
+    fp32."""
     from common.training.device import cpu_has_bf16, resolve_precision
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert cpu_has_bf16() is False and resolve_precision("auto", "cpu") == "fp32"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
-    assert cpu_has_bf16() == ("avx512_bf16" in open("/proc/cpuinfo").read() or "amx_bf16" in open("/proc/cpuinfo").read())
+    assert cpu_has_bf16() == ("avx512_bf16" in open("/proc/cpuinfo").read()
+                              or "amx_bf16" in open("/proc/cpuinfo").read())

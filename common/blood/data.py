@@ -51,16 +51,19 @@ def resolve_npz(npz=None, data_dir="data", download=True):
 
 
 def source_name(md5):
-    return {OFFICIAL_MD5: "bloodmnist-official", PBC_MD5: "bloodmnist-pbc-equivalent"}.get(md5, "bloodmnist-other")
+    return {OFFICIAL_MD5: "bloodmnist-official",
+            PBC_MD5: "bloodmnist-pbc-equivalent"}.get(md5, "bloodmnist-other")
 
 
 def load_npz(path):
-    """Read and validate a MedMNIST-layout npz. Returns {split: (images uint8 (N,28,28,3), labels int64 (N,))}."""
+    """Read and validate a MedMNIST-layout npz.
+    Returns {split: (images uint8 (N,28,28,3), labels int64 (N,))}."""
     try:
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:
-        raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); re-download BloodMNIST") from None
+        raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); "
+                        "re-download BloodMNIST") from None
     out = {}
     for split in SPLITS:
         ki, kl = f"{split}_images", f"{split}_labels"
@@ -69,7 +72,8 @@ def load_npz(path):
                 raise UserError(f"{path} lacks key '{k}' (has {sorted(arrays)}); it is not a BloodMNIST npz")
         x, y = arrays[ki], arrays[kl]
         if x.ndim != 4 or x.shape[1:] != (28, 28, 3) or x.dtype != np.uint8:
-            raise UserError(f"{path}: '{ki}' is {x.dtype}{tuple(x.shape)}, expected uint8 (N, 28, 28, 3); use the 28x28 BloodMNIST file")
+            raise UserError(f"{path}: '{ki}' is {x.dtype}{tuple(x.shape)}, expected uint8 (N, 28, 28, 3); "
+                            "use the 28x28 BloodMNIST file")
         y = y.reshape(-1)
         if len(y) != len(x):
             raise UserError(f"{path}: '{kl}' has {len(y)} labels for {len(x)} images")
@@ -82,7 +86,8 @@ def load_npz(path):
 
 
 def to_tensors(images, labels, device="cpu"):
-    """ToTensor then Normalize(0.5, 0.5), once per split: (N,28,28,3) uint8 -> (N,3,28,28) float in [-1, 1]."""
+    """ToTensor then Normalize(0.5, 0.5), once per split:
+    (N,28,28,3) uint8 -> (N,3,28,28) float in [-1, 1]."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255).sub_(0.5).div_(0.5)
     return x.contiguous().to(device), torch.from_numpy(labels).to(device)
 
@@ -95,7 +100,8 @@ def classification_report(scores, labels, n_classes=8):
     from medmnist.evaluator import getACC, getAUC  # medmnist imports sklearn: only when needed
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).reshape(-1)
     pred = scores.argmax(1)
-    confusion = np.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    confusion = np.bincount(labels * n_classes + pred,
+                            minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     return {"acc_medmnist": float(getACC(labels, scores, "multi-class")),
             "auc": float(getAUC(labels, scores, "multi-class")),
             "confusion": confusion.tolist()}

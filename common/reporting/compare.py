@@ -1,4 +1,5 @@
-"""The README's comparisons with n, the mean difference and its 95% CI, computed from the committed metrics files."""
+"""The README's comparisons with n, the mean difference and its 95% CI, computed from the committed metrics
+files."""
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,9 @@ def _values(root, rel, key):
 
 
 def outcomes(root, rel):
-    """{outcome: count} of a Q1 variant's finished runs by the softmax study's rule (collapsed / partial / healthy,
-    from the test confusion matrix at the selected epoch); empty where the records have no confusion matrix."""
+    """{outcome: count} of a Q1 variant's finished runs by the softmax study's rule (collapsed / partial /
+    healthy, from the test confusion matrix at the selected epoch); empty where the records have no confusion
+    matrix."""
     out = {}
     for r in load_runs(Path(root) / rel):
         confusion = r.get("status") == "complete" and r.get("test", {}).get("confusion")
@@ -39,27 +41,35 @@ def protocol_mismatch(va, vb, same_epochs):
     half rerun), or, where the comparison needs one protocol, two sides with different budgets."""
     ea, eb = ({e for *_, e in v} - {None} for v in (va, vb))
     if len(ea) > 1 or len(eb) > 1 or (same_epochs and ea and eb and ea != eb):
-        return f"runs of different lengths (epochs: a {sorted(ea)}, b {sorted(eb)}); rerun them to one protocol"
+        return (f"runs of different lengths (epochs: a {sorted(ea)}, b {sorted(eb)}); "
+                f"rerun them to one protocol")
     return None
 
 
 def comparisons(root):
-    """A list of comparison dicts (label, metric, a, b, and the statistics). A comparison is listed only when both
-    sides have files; one side with n = 1 gets no interval, and says so."""
+    """A list of comparison dicts (label, metric, a, b, and the statistics). A comparison is listed only when
+    both sides have files; one side with n = 1 gets no interval, and says so."""
     root = Path(root)
     acc, sp = "test accuracy at the best validation epoch", "test Spearman"
-    # (label, metric, a, b, key, both sides must share one epoch budget: not Q2.1, whose models have their own)
+    # (label, metric, a, b, key, both sides must share one epoch budget:
+    # not Q2.1, whose models have their own)
     specs = [("Q1.1: logits vs softmax", acc, "q1_1/logits", "q1_1/softmax", "test.acc", True),
              ("Q1.2: logits vs softmax", acc, "q1_2/logits", "q1_2/softmax", "test.acc", True),
              ("Q1.2 vs Q1.1 (logits)", acc, "q1_2/logits", "q1_1/logits", "test.acc", True),
              ("Q1.2 vs Q1.1 (softmax)", acc, "q1_2/softmax", "q1_1/softmax", "test.acc", True),
-             ("Q2.1: BiLSTM vs CNN", f"{sp} (selected configuration)", "q2_1/lstm", "q2_1/cnn", "test.spearman", False),
-             ("Q2.1: BiLSTM vs CNN, homework defaults", sp, "q2_1/lstm_default", "q2_1/cnn_default", "test.spearman", False),
-             ("Q2.1: homework-default BiLSTM vs tuned CNN", sp, "q2_1/lstm_default", "q2_1/cnn", "test.spearman", False),
-             ("Q2.1: tuned CNN vs homework default", sp, "q2_1/cnn", "q2_1/cnn_default", "test.spearman", True),
-             ("Q2.1: tuned BiLSTM vs homework default", sp, "q2_1/lstm", "q2_1/lstm_default", "test.spearman", True)]
+             ("Q2.1: BiLSTM vs CNN", f"{sp} (selected configuration)", "q2_1/lstm", "q2_1/cnn",
+              "test.spearman", False),
+             ("Q2.1: BiLSTM vs CNN, homework defaults", sp, "q2_1/lstm_default", "q2_1/cnn_default",
+              "test.spearman", False),
+             ("Q2.1: homework-default BiLSTM vs tuned CNN", sp, "q2_1/lstm_default", "q2_1/cnn",
+              "test.spearman", False),
+             ("Q2.1: tuned CNN vs homework default", sp, "q2_1/cnn", "q2_1/cnn_default",
+              "test.spearman", True),
+             ("Q2.1: tuned BiLSTM vs homework default", sp, "q2_1/lstm", "q2_1/lstm_default",
+              "test.spearman", True)]
     out = []
-    selected = {"q2_1/cnn", "q2_1/lstm"}   # configurations a search selected: their seed 0 is the search's own run
+    # configurations a search selected: their seed 0 is the search's own run
+    selected = {"q2_1/cnn", "q2_1/lstm"}
     for label, metric, a, b, key, same_epochs in specs:
         va, vb = _values(root, a, key), _values(root, b, key)
         if {a, b} & selected:   # the run chosen for its luck stays out of the comparison, on both sides
@@ -75,7 +85,8 @@ def comparisons(root):
         elif any(set(k) - {"healthy"} for k in kinds.values()):
             # collapsed or partial runs: the outcome is bimodal across seeds, and a t interval on a few such
             # accuracies means nothing; the outcome counts (the softmax study's rows) are the comparison
-            counts = "; ".join(f"{side}: " + ", ".join(f"{n} {o}" for o, n in sorted(k.items())) for side, k in kinds.items())
+            counts = "; ".join(f"{side}: " + ", ".join(f"{n} {o}" for o, n in sorted(k.items()))
+                               for side, k in kinds.items())
             stats.update(ci95=None, p=None, significant=None, method="— (t test not applicable)",
                          not_applicable=f"outcomes not all healthy ({counts}); compare the outcome counts "
                                         f"(softmax study rows, difference of proportions)")
@@ -88,16 +99,19 @@ def comparisons(root):
         s = read_json(q23)
         if "comparisons" in s:   # paired over proteins, written by q2_3_multi_protein.py
             for name, c in s["comparisons"].items():
-                out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman (SetB), paired over {c['n']} proteins, "
-                            f"each the mean of seeds {s['seeds']}", "a": f"q2_3 {c['a']}", "b": f"q2_3 {c['b']}",
+                out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman (SetB), paired over "
+                            f"{c['n']} proteins, each the mean of seeds {s['seeds']}", "a": f"q2_3 {c['a']}",
+                            "b": f"q2_3 {c['b']}",
                             **{k: v for k, v in c.items() if k not in ("a", "b", "proteins", "unit")}})
-        else:   # the first design (8 epochs, held-out arm): figures/archive/q2_3_8epochs, figures/easy_preset/q2_3
+        # the first design (8 epochs, held-out arm): figures/archive/q2_3_8epochs, figures/easy_preset/q2_3
+        else:
             rows = s["rows"]
             for name, col in (("multi-protein (seen) vs single-protein models", "multi_seen"),
                               ("multi-protein (held out) vs single-protein models", "multi_unseen")):
                 if all(r.get(col) is not None for r in rows):
                     stats = paired_diff([r[col] for r in rows], [r["single"] for r in rows])
-                    out.append({"comparison": f"Q2.3: {name}", "metric": f"test Spearman, paired over {len(rows)} proteins "
+                    out.append({"comparison": f"Q2.3: {name}",
+                                "metric": f"test Spearman, paired over {len(rows)} proteins "
                                 f"(seeds {s['seeds']})", "a": f"q2_3 {col}", "b": "q2_3 single", **stats})
     return out
 
@@ -114,13 +128,16 @@ def study_comparisons(root):
         if model not in s:
             continue
         sm, lg = s[model], s[model]["logits_control"]
-        where = f"softmax study, seeds {min(sm['seeds'])}-{max(sm['seeds'])}, {'/'.join(map(str, sm['epochs']))} epochs"
+        where = (f"softmax study, seeds {min(sm['seeds'])}-{max(sm['seeds'])}, "
+                 f"{'/'.join(map(str, sm['epochs']))} epochs")
         for what, k_a, k_b in (("not healthy (collapsed, or a class never predicted on val)",
                                 sm["n"] - sm["healthy"], lg["n"] - lg["healthy"]),
-                               ("collapsed (one class for >= 99% of val images)", sm["collapsed"], lg["collapsed"])):
-            out.append({"comparison": f"{model[:2].upper()}.{model[3:]}: softmax vs logits", "metric": f"share of seeds {what}; {where}",
-                        "a": f"q1_softmax_study {model} softmax", "b": f"q1_softmax_study {model} logits",
-                        "seeds_a": sm["seeds"], "seeds_b": lg["seeds"], **proportion_diff(k_a, sm["n"], k_b, lg["n"])})
+                               ("collapsed (one class for >= 99% of val images)", sm["collapsed"],
+                                lg["collapsed"])):
+            out.append({"comparison": f"{model[:2].upper()}.{model[3:]}: softmax vs logits",
+                        "metric": f"share of seeds {what}; {where}", "a": f"q1_softmax_study {model} softmax",
+                        "b": f"q1_softmax_study {model} logits", "seeds_a": sm["seeds"],
+                        "seeds_b": lg["seeds"], **proportion_diff(k_a, sm["n"], k_b, lg["n"])})
     return out
 
 
@@ -135,7 +152,8 @@ def verdict(c):
 
 
 def comparison_rows(comps):
-    rows = ["| comparison | metric | n (a, b) | mean a | mean b | difference a − b | 95% CI | method | verdict |",
+    rows = ["| comparison | metric | n (a, b) | mean a | mean b | "
+            "difference a − b | 95% CI | method | verdict |",
             "|---|---|---|---|---|---|---|---|---|"]
     for c in comps:
         n = f"{c['n']} pairs" if "n" in c else f"{c['n_a']}, {c['n_b']}"

@@ -31,8 +31,8 @@ def data_label(record):
 
 
 def run_label(records):
-    """Data (with checksum), epochs, n and device of the runs a figure draws. Run notes (what shared the machine,
-    reruns) are bookkeeping: they go to RESULTS.md, not into titles."""
+    """Data (with checksum), epochs, n and device of the runs a figure draws. Run notes (what shared the
+    machine, reruns) are bookkeeping: they go to RESULTS.md, not into titles."""
     r = records[0]
     quick = " QUICK" if r["config"].get("quick") else ""
     ep = sorted({x["epochs_run"] for x in records})
@@ -41,8 +41,9 @@ def run_label(records):
     per = {}
     for x in records:
         per[x.get("variant", "")] = per.get(x.get("variant", ""), 0) + 1
-    n = f"n = {len(records)}" if len(per) == 1 else (f"n = {next(iter(per.values()))} per variant" if len(set(per.values())) == 1
-                                                      else "n = " + ", ".join(f"{v} {k}" for k, v in per.items()))
+    n = f"n = {len(records)}" if len(per) == 1 else (
+        f"n = {next(iter(per.values()))} per variant" if len(set(per.values())) == 1
+        else "n = " + ", ".join(f"{v} {k}" for k, v in per.items()))
     return f"{data_label(r)}, {epochs}, {n}, {' / '.join(devices)}{quick}"
 
 
@@ -50,20 +51,22 @@ OUTCOME_STYLE = {"collapsed": ":", "partial": "--", "healthy": "-"}
 
 
 def outcome(record):
-    """collapsed / partial / healthy (the softmax study's rule) from a Q1 run's test confusion matrix, else None."""
+    """collapsed / partial / healthy (the softmax study's rule) from a Q1 run's test confusion matrix, else
+    None."""
     confusion = record.get("test", {}).get("confusion")
     if not confusion:
         return None
     return classify_outcome(np.asarray(confusion).sum(0))   # images predicted as each class
 
 
-INFERRED_NOTE = ("*: the run's last-epoch outcome is inferred from its recorded test accuracy (the record predates per-epoch "
-                 "prediction counts): above 1 - the smallest class share = every class predicted; equal to one class's "
-                 "count within one image = collapsed")
+INFERRED_NOTE = ("*: the run's last-epoch outcome is inferred from its recorded test accuracy (the record "
+                 "predates per-epoch prediction counts): above 1 - the smallest class share = every class "
+                 "predicted; equal to one class's count within one image = collapsed")
 
 
 def outcome_label(record):
-    """A run's outcome by the softmax study's rule at its selected epoch and at its last epoch ('*': inferred)."""
+    """A run's outcome by the softmax study's rule at its selected epoch and at its last epoch ('*':
+    inferred)."""
     best, (last, how) = outcome(record), last_epoch_outcome(record)
     n, b = record["history"][-1]["epoch"], record["best"]["epoch"]
     if last is None:
@@ -75,17 +78,19 @@ def outcome_label(record):
 
 
 def curve(ax, records, key, label, color):
-    """Plot key per epoch. Where the seeds end in different outcomes (collapsed / partial / healthy), each seed is
-    drawn styled by its outcome and no mean is drawn (a mean of a collapsed and a healthy run is a curve no run
-    followed). Where they agree: the mean of the seeds, with the band of their range."""
+    """Plot key per epoch. Where the seeds end in different outcomes (collapsed / partial / healthy), each
+    seed is drawn styled by its outcome and no mean is drawn (a mean of a collapsed and a healthy run is a
+    curve no run followed). Where they agree: the mean of the seeds, with the band of their range."""
     n = min(len(r["history"]) for r in records)
     ys = np.array([[h[key] for h in r["history"][:n]] for r in records])
     x = np.arange(1, n + 1)
-    for r in records:   # seeds that ran longer (early stopping ended the others): each drawn on to its last epoch
+    # seeds that ran longer (early stopping ended the others): each drawn on to its last epoch
+    for r in records:
         if len(r["history"]) > n:
             tail = r["history"][n - 1:]
             ax.plot([h["epoch"] for h in tail], [h[key] for h in tail], color=color, lw=0.8, alpha=0.6)
-    paths = [(outcome(r), last_epoch_outcome(r)[0]) for r in records]   # at the selected epoch, at the last epoch
+    # at the selected epoch, at the last epoch
+    paths = [(outcome(r), last_epoch_outcome(r)[0]) for r in records]
     if len(set(paths)) > 1:
         for r, (best, last), y in zip(records, paths, ys):
             ax.plot(x, y, color=color, ls=OUTCOME_STYLE.get(last or best, "-"), lw=1.2,
@@ -95,8 +100,9 @@ def curve(ax, records, key, label, color):
         ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=0.18, lw=0)
     longer = len({len(r["history"]) for r in records}) > 1
     ax.plot(x, ys.mean(0), color=color,
-            label=label + ((f" (mean of {len(records)}; band: range; thin: seeds that ran longer)" if longer else
-                            f" (mean of {len(records)} seeds; band: their range)") if len(records) > 1 else ""))
+            label=label + ((f" (mean of {len(records)}; band: range; thin: seeds that ran longer)"
+                            if longer else f" (mean of {len(records)} seeds; band: their range)")
+                           if len(records) > 1 else ""))
 
 
 def legend_below(ax, ncol=1):
@@ -105,7 +111,8 @@ def legend_below(ax, ncol=1):
 
 
 def variant_runs(exp_dir, variants):
-    """Records per variant; once a variant has finished runs, unfinished ones (still training) are left out."""
+    """Records per variant; once a variant has finished runs, unfinished ones (still training) are left
+    out."""
     runs = {v: load_runs(Path(exp_dir) / v) for v in variants}
     runs = {v: [r for r in recs if r.get("status") == "complete"] or recs for v, recs in runs.items()}
     runs = {v: r for v, r in runs.items() if r}
@@ -118,7 +125,8 @@ def plot_q1_curves(exp_dir, title, variants=("logits", "softmax")):
     """Training loss, validation accuracy and test accuracy per epoch, both variants on the same axes."""
     runs = variant_runs(exp_dir, variants)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
-    panels = [("train_loss", "training loss (cross-entropy, log scale)"), ("val_acc", "validation accuracy (★ selected epoch)"),
+    panels = [("train_loss", "training loss (cross-entropy, log scale)"),
+              ("val_acc", "validation accuracy (★ selected epoch)"),
               ("test_acc", "test accuracy (plotted, not used for selection)")]
     for ax, (key, ylabel) in zip(axes, panels):
         for v, recs in runs.items():
@@ -150,18 +158,21 @@ def _mean(records, get):
 def plot_q1_comparison(q11_dir, q12_dir, out_path):
     """Q1.2 (MaxPool) against Q1.1 (no pooling): test accuracy, parameters, total and per-epoch time."""
     if not any((Path(q11_dir) / v).exists() for v in ("logits", "softmax")):
-        raise UserError(f"no Q1.1 metrics under {q11_dir}; run `python q1_1_cnn.py` (or --quick for a smoke run) first")
+        raise UserError(f"no Q1.1 metrics under {q11_dir}; "
+                        f"run `python q1_1_cnn.py` (or --quick for a smoke run) first")
     a, b = variant_runs(q11_dir, ("logits", "softmax")), variant_runs(q12_dir, ("logits", "softmax"))
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
     panels = [("test accuracy at the best-validation epoch", lambda r: r["test"]["acc"], False, "%.3f", None),
               ("parameters (log scale)", lambda r: r["params"], True, "{:,.0f}", "fewer"),
-              ("total training time, s (epochs run on each bar)", lambda r: r["train_seconds"], False, "%.0f", "less"),
-              ("median seconds per epoch (train + evaluation)", lambda r: r["seconds_per_epoch_median"], False, "%.2f",
-               "faster")]
+              ("total training time, s (epochs run on each bar)", lambda r: r["train_seconds"], False, "%.0f",
+               "less"),
+              ("median seconds per epoch (train + evaluation)", lambda r: r["seconds_per_epoch_median"],
+               False, "%.2f", "faster")]
     variants = sorted(set(a) | set(b))
     width = 0.38
     for ax, (title, get, log, fmt, ratio) in zip(axes, panels):
-        for i, (name, runs, color) in enumerate([("Q1.1 no pool", a, "tab:gray"), ("Q1.2 MaxPool", b, "tab:cyan")]):
+        for i, (name, runs, color) in enumerate([("Q1.1 no pool", a, "tab:gray"),
+                                                 ("Q1.2 MaxPool", b, "tab:cyan")]):
             xs, ms, ss, labels = [], [], [], []
             for j, v in enumerate(variants):
                 if v in runs and title.startswith("test accuracy") and len({outcome(r) for r in runs[v]}) > 1:
@@ -173,8 +184,9 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
                         groups.setdefault(outcome(r), []).append((x, get(r), r["seed"]))
                     for o, pts in groups.items():   # one label per outcome: "seeds 0, 2: collapsed"
                         seeds = ", ".join(str(s) for *_, s in pts)
-                        ax.annotate(f"seed{'s' * (len(pts) > 1)} {seeds}\n{o}", (np.mean([p[0] for p in pts]), pts[0][1]),
-                                    xytext=(0, 6), textcoords="offset points", ha="center", fontsize=7)
+                        ax.annotate(f"seed{'s' * (len(pts) > 1)} {seeds}\n{o}",
+                                    (np.mean([p[0] for p in pts]), pts[0][1]), xytext=(0, 6),
+                                    textcoords="offset points", ha="center", fontsize=7)
                     continue
                 if v in runs:
                     m, s = _mean(runs[v], get)
@@ -187,11 +199,13 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
                                   + (f"\n(n={n})" if n > 1 else ""))
             bars = ax.bar(xs, ms, width, yerr=ss if any(ss) else None, color=color, label=name, capsize=3)
             ax.bar_label(bars, labels=labels, fontsize=8)
-        for j, v in enumerate(variants):   # the ratio the README quotes, Q1.1 over Q1.2, in the middle of each pair
+        # the ratio the README quotes, Q1.1 over Q1.2, in the middle of each pair
+        for j, v in enumerate(variants):
             if ratio and v in a and v in b:
                 q = _mean(a[v], get)[0] / _mean(b[v], get)[0]
-                ax.text(j, 0.5, f"{q:.1f}×\n{ratio}", transform=ax.get_xaxis_transform(), ha="center", va="center",
-                        fontsize=11, fontweight="bold", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
+                ax.text(j, 0.5, f"{q:.1f}×\n{ratio}", transform=ax.get_xaxis_transform(), ha="center",
+                        va="center", fontsize=11, fontweight="bold",
+                        bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
         ax.set_xticks(range(len(variants)), variants)
         ax.set_title(title, fontsize=10)
         if log:
@@ -203,5 +217,6 @@ def plot_q1_comparison(q11_dir, q12_dir, out_path):
     ra, rb = [r for recs in a.values() for r in recs], [r for recs in b.values() for r in recs]
     la, lb = run_label(ra), run_label(rb)
     runs_text = f"both: {la}" if la == lb else f"Q1.1: {la}; Q1.2: {lb}"
-    fig.suptitle(textwrap.fill(f"Q1.2 (MaxPool) vs Q1.1 (no pooling) — {runs_text}", 170), fontsize=10, x=0.45, y=1.05)
+    fig.suptitle(textwrap.fill(f"Q1.2 (MaxPool) vs Q1.1 (no pooling) — {runs_text}", 170), fontsize=10,
+                 x=0.45, y=1.05)
     return finish(fig, out_path)

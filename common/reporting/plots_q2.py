@@ -39,15 +39,16 @@ def plot_q2_curves(exp_dir, models=("cnn", "lstm"), title="Q2.1 RBFOX1"):
         ax.axhline(ceiling, ls="--", color="gray", label=f"noise ceiling (test) {ceiling:.3f}")
     seq = r0["data"].get("ceilings", {}).get(r0["data"]["proteins"][0], {}).get("sequence_ceiling")
     if seq:
-        ax.axhline(seq, ls=":", color="gray", label=f"sequence ceiling (test; no model can pass it) {seq:.3f}")
+        ax.axhline(seq, ls=":", color="gray",
+                   label=f"sequence ceiling (test; no model can pass it) {seq:.3f}")
     ax.set_title("validation Spearman (selection metric)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Spearman ρ")
     ax.grid(alpha=0.3)
     legend_below(ax)
     every = [r for recs in runs.values() for r in recs]
-    fig.suptitle(f"{title}: each search's selected configuration (dashed: the homework default), retrained per seed\n"
-                 f"{run_label(every)}", y=1.06)
+    fig.suptitle(f"{title}: each search's selected configuration (dashed: the homework default), retrained "
+                 f"per seed\n{run_label(every)}", y=1.06)
     return finish(fig, Path(exp_dir) / "loss_curves.png")
 
 
@@ -62,7 +63,8 @@ def plot_search(exp_dir, model):
         for state, marker, color in (("COMPLETE", "o", COLORS.get(model, "k")), ("PRUNED", "x", "gray")):
             t = trials[trials.state == state]
             ax.scatter(t[col], t["value"], marker=marker, color=color, label=state.lower())
-        for number, marker, label in ((0, "s", "trial 0: homework default"), (best, "*", f"trial {best}: selected")):
+        for number, marker, label in ((0, "s", "trial 0: homework default"),
+                                      (best, "*", f"trial {best}: selected")):
             t = trials[trials.number == number]
             ax.scatter(t[col], t["value"], marker=marker, s=160 if marker == "*" else 70, facecolors="none",
                        edgecolors="k", linewidths=1.2, label=label, zorder=3)
@@ -77,10 +79,11 @@ def plot_search(exp_dir, model):
     axes[0][0].set_ylabel("best validation Spearman")
     legend_below(axes[0][0], ncol=2)
     done = trials.state.isin(["COMPLETE", "PRUNED"])
-    failed = int((trials.state == "FAIL").sum())   # stopped (SIGTERM, a crash) and retried with the same parameters
+    # stopped (SIGTERM, a crash) and retried with the same parameters
+    failed = int((trials.state == "FAIL").sum())
     fig.suptitle(f"Q2.1 {model} hyperparameter search ({int(done.sum())} trials, TPE"
-                 f"{f'; {failed} interrupted and retried' if failed else ''}; selected on validation: trial {best}) — "
-                 f"{run_label([rec])}", fontsize=10)
+                 f"{f'; {failed} interrupted and retried' if failed else ''}; selected on validation: trial "
+                 f"{best}) — {run_label([rec])}", fontsize=10)
     return finish(fig, Path(exp_dir) / f"search_{model}.png")
 
 
@@ -91,13 +94,14 @@ def test_points(ax, values, colors=None, note=None):
     colors = colors or COLORS
     for i, v in enumerate(names):
         vals = np.asarray(values[v], float)
-        ax.plot(np.full(len(vals), i) + np.linspace(-0.08, 0.08, len(vals)), vals, "o", color=colors.get(v, "k"), alpha=0.5,
-                ms=5, label="each seed" if i == 0 else None)
-        half = stats.t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / np.sqrt(len(vals)) if len(vals) > 1 else 0.0
+        ax.plot(np.full(len(vals), i) + np.linspace(-0.08, 0.08, len(vals)), vals, "o",
+                color=colors.get(v, "k"), alpha=0.5, ms=5, label="each seed" if i == 0 else None)
+        half = (stats.t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / np.sqrt(len(vals)) if len(vals) > 1
+                else 0.0)
         ax.errorbar(i + 0.25, vals.mean(), yerr=half, fmt="s", color=colors.get(v, "k"), capsize=5,
                     label="mean, 95% CI (t)" if i == 0 else None)
-        ax.annotate(f"{vals.mean():.4f}\n(n={len(vals)})", (i + 0.3, vals.mean()), xytext=(6, 0), textcoords="offset points",
-                    fontsize=8, va="center")
+        ax.annotate(f"{vals.mean():.4f}\n(n={len(vals)})", (i + 0.3, vals.mean()), xytext=(6, 0),
+                    textcoords="offset points", fontsize=8, va="center")
     ax.set_xticks(range(len(names)), names)
     ax.set_xlim(-0.5, len(names) - 0.2)
     ax.set_ylabel("Spearman ρ")
@@ -107,15 +111,17 @@ def test_points(ax, values, colors=None, note=None):
     elif len(names) >= 2:
         d = welch_diff(values[names[-1]], values[names[0]])
         ci = "no CI (n = 1)" if d["ci95"] is None else f"95% CI [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
-        ax.text(0.5, 0.02, f"{names[-1]} − {names[0]}: {d['diff']:+.4f}, {ci} (Welch)", transform=ax.transAxes,
-                ha="center", fontsize=8, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+        ax.text(0.5, 0.02, f"{names[-1]} − {names[0]}: {d['diff']:+.4f}, {ci} (Welch)",
+                transform=ax.transAxes, ha="center", fontsize=8,
+                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     ax.margins(y=0.25)
     legend_below(ax)
 
 
 def plot_q2_2_curves(exp_dir):
     """Train/val loss and val Spearman per epoch, with and without attention (mean and range over seeds); the
-    convergence answer (epochs to each fixed validation threshold, each seed a point); test Spearman per seed."""
+    convergence answer (epochs to each fixed validation threshold, each seed a point); test Spearman per
+    seed."""
     exp_dir = Path(exp_dir)
     runs = variant_runs(exp_dir, ("lstm", "lstm_attention"))
     summary = read_json(exp_dir / "summary.json")
@@ -141,19 +147,22 @@ def plot_q2_2_curves(exp_dir):
     legend_below(ax_loss)
     legend_below(ax_sp)
     every = [r for recs in runs.values() for r in recs]
-    fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — {run_label(every)}",
-                 y=1.0)
+    fig.suptitle(f"Q2.2 BiLSTM: mean pooling vs attention pooling ({summary['heads']} head) — "
+                 f"{run_label(every)}", y=1.0)
     fig.tight_layout()
     return finish(fig, exp_dir / "curves.png")
 
 
 def convergence_points(ax, runs, thresholds, epochs):
-    """Epochs until validation Spearman first reaches each fixed threshold: one point per seed and variant (side by
-    side), the variant's mean as a bar; a seed that never reached it is an open marker above the budget."""
+    """Epochs until validation Spearman first reaches each fixed threshold: one point per seed and variant
+    (side by side), the variant's mean as a bar; a seed that never reached it is an open marker above the
+    budget."""
     names = list(runs)
     width = 0.8 / max(len(names), 1)
-    firsts_at = {(v, t): [first_epoch_at(r["history"], t) for r in runs[v]] for v in names for t in thresholds}
-    for i, t in enumerate(thresholds):   # the last variant minus the first, with its Welch CI, above each group
+    firsts_at = {(v, t): [first_epoch_at(r["history"], t) for r in runs[v]]
+                 for v in names for t in thresholds}
+    # the last variant minus the first, with its Welch CI, above each group
+    for i, t in enumerate(thresholds):
         a, b = firsts_at[names[-1], t], firsts_at[names[0], t]
         if len(names) > 1 and None not in a + b:
             d = welch_diff(a, b)
@@ -177,10 +186,12 @@ def convergence_points(ax, runs, thresholds, epochs):
     ax.axhline(epochs, color="gray", ls="--", lw=0.8)
     ax.set_xticks(range(len(thresholds)), [f"≥ {t:g}" for t in thresholds])
     ax.set_xlim(-0.6, len(thresholds) - 0.4)
-    ax.set(xlabel="validation Spearman threshold (fixed before the runs)", ylabel="first epoch at the threshold")
+    ax.set(xlabel="validation Spearman threshold (fixed before the runs)",
+           ylabel="first epoch at the threshold")
     ax.set_ylim(0, epochs * 1.12 + 3)
-    ax.set_title(f"convergence: epochs to each threshold, per seed (Δ: {names[-1]} − {names[0]}, Welch 95% CI)"
-                 if len(names) > 1 else "convergence: epochs to each threshold, per seed", fontsize=10)
+    ax.set_title(f"convergence: epochs to each threshold, per seed (Δ: {names[-1]} − {names[0]}, "
+                 f"Welch 95% CI)" if len(names) > 1 else "convergence: epochs to each threshold, per seed",
+                 fontsize=10)
     legend_below(ax)
 
 
@@ -201,18 +212,21 @@ def probe_weights(ax, p, title, uniform_line=False):
 
 
 def plot_attention_maps(exp_dir):
-    """Attention per position for the top-predicted test probes; bases as tick labels, motif positions highlighted."""
+    """Attention per position for the top-predicted test probes; bases as tick labels, motif positions
+    highlighted."""
     exp_dir = Path(exp_dir)
     summary = read_json(exp_dir / "summary.json")
-    att = summary.get("attention_legacy") or summary["attention"]   # legacy: carried over by q2_2_attention.py
+    # legacy: carried over by q2_2_attention.py
+    att = summary.get("attention_legacy") or summary["attention"]
     probes = att["top_probes"]
     fig, axes = plt.subplots(len(probes), 1, figsize=(12, 1.25 * len(probes) + 1.2), squeeze=False)
     for ax, p in zip(axes[:, 0], probes):
         probe_weights(ax, p, f"prediction {p['prediction']:.2f} (z-score)")
     d = summary["data"]
-    fig.suptitle(f"Q2.2 attention maps, top-{len(probes)} predicted test probes (orange: GCAUG / UGCAUG positions)\n"
-                 f"attention mass on motif positions {att['attention_mass_on_motif']:.3f} vs chance {att['chance_fraction']:.3f} "
-                 f"({att['ratio_to_chance']:.1f}x, {att['probes_with_motif']} test probes with a motif) — "
-                 f"{source_name(d)} ({d['checksum'][:8]}), seed {att['seed']}", fontsize=9)
+    fig.suptitle(f"Q2.2 attention maps, top-{len(probes)} predicted test probes (orange: GCAUG / UGCAUG "
+                 f"positions)\nattention mass on motif positions {att['attention_mass_on_motif']:.3f} vs "
+                 f"chance {att['chance_fraction']:.3f} ({att['ratio_to_chance']:.1f}x, "
+                 f"{att['probes_with_motif']} test probes with a motif) — {source_name(d)} "
+                 f"({d['checksum'][:8]}), seed {att['seed']}", fontsize=9)
     fig.tight_layout()
     return finish(fig, exp_dir / "attention_maps.png")

@@ -8,14 +8,16 @@ from common.runfiles.files import read_json, source_name
 
 
 def plot_q2_3(exp_dir):
-    """Per protein: test Spearman of the single-protein model, the multi-protein model (seen), the few-shot model (a
-    new protein given by its own profile) and the profile-only baseline (no weights); the paired comparisons."""
+    """Per protein: test Spearman of the single-protein model, the multi-protein model (seen), the few-shot
+    model (a new protein given by its own profile) and the profile-only baseline (no weights); the paired
+    comparisons."""
     exp_dir = Path(exp_dir)
     s = read_json(exp_dir / "summary.json")
     rows = s["rows"]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(8, 1.7 * len(rows) + 2), 5))
-    series = [("single", "single-protein model", "tab:gray"), ("multi_seen", "multi-protein, seen (identity embedding)", "tab:blue"),
+    series = [("single", "single-protein model", "tab:gray"),
+              ("multi_seen", "multi-protein, seen (identity embedding)", "tab:blue"),
               ("fewshot", "few-shot: new protein given by its own profile", "tab:orange"),
               ("profile_only", "profile-only baseline (no learned weights)", "tab:olive"),
               ("others_mean", "other proteins' mean target (no learned weights)", "tab:purple")]
@@ -31,7 +33,8 @@ def plot_q2_3(exp_dir):
     ax.set_ylabel("test Spearman ρ (SetB)")
     ax.grid(alpha=0.3, axis="y")
     legend_below(ax, ncol=2)
-    lines = [f"{k}: {c['diff']:+.4f}" + ("" if c["ci95"] is None else f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]")
+    lines = [f"{k}: {c['diff']:+.4f}" + ("" if c["ci95"] is None
+                                         else f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]")
              for k, c in s.get("comparisons", {}).items()]
     ax.text(0.01, 0.98, "\n".join(lines) + f"\n(paired t over proteins, each the mean of seeds {s['seeds']})",
             transform=ax.transAxes, fontsize=8, va="top", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
@@ -43,7 +46,8 @@ def plot_q2_3(exp_dir):
     nc = len(s.get("not_converged", []))
     conv = "every run converged" if not nc else f"{nc} run{'s' * (nc > 1)} NOT converged"
     sim = "; sim-* = invented motifs, not the real proteins" if d["source"] == "simulated" else ""
-    ax.set_title(f"Q2.3 multi-protein model — {source_name(d)} ({d['checksum'][:8]}){sim}\n{s['encoder']} encoder "
-                 f"({s.get('encoder_source', '').split(' (')[0]}), at most {s['epochs']} epochs with early stopping "
-                 f"(patience {s.get('patience')}), {conv}; n = {len(s['seeds'])} seed{'s' * (len(s['seeds']) > 1)}, {device}", fontsize=9)
+    ax.set_title(f"Q2.3 multi-protein model — {source_name(d)} ({d['checksum'][:8]}){sim}\n{s['encoder']} "
+                 f"encoder ({s.get('encoder_source', '').split(' (')[0]}), at most {s['epochs']} epochs with "
+                 f"early stopping (patience {s.get('patience')}), {conv}; n = {len(s['seeds'])} "
+                 f"seed{'s' * (len(s['seeds']) > 1)}, {device}", fontsize=9)
     return finish(fig, exp_dir / "per_protein.png")

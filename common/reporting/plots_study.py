@@ -21,7 +21,8 @@ def _summary(out):
 
 def _source(summary):
     d = summary["data"]
-    return f"{d['source']} ({(d.get('checksum') or d['md5'])[:8]}), {summary['device_name']}, {summary['precision']}"
+    return (f"{d['source']} ({(d.get('checksum') or d['md5'])[:8]}), {summary['device_name']}, "
+            f"{summary['precision']}")
 
 
 def plot_outcomes(out):
@@ -36,9 +37,11 @@ def plot_outcomes(out):
         for i, v in enumerate(variants):
             r, bottom = s["models"][m][v], 0
             for o in OUTCOMES:
-                ax.bar(i, r[o], bottom=bottom, color=OUTCOME_COLORS[o], label=o if i == 0 else None, width=0.6)
+                ax.bar(i, r[o], bottom=bottom, color=OUTCOME_COLORS[o], label=o if i == 0 else None,
+                       width=0.6)
                 if r[o]:
-                    ax.text(i, bottom + r[o] / 2, str(r[o]), ha="center", va="center", color="white", fontweight="bold")
+                    ax.text(i, bottom + r[o] / 2, str(r[o]), ha="center", va="center", color="white",
+                            fontweight="bold")
                 bottom += r[o]
             lo, hi = r["ci95"]
             ax.text(i, r["n"] * 1.02, f"P(collapse) = {r['p_collapse']:.2f}\n95% CI [{lo:.2f}, {hi:.2f}]",
@@ -48,7 +51,8 @@ def plot_outcomes(out):
             ax2.scatter(i + jitter, accs, c=[OUTCOME_COLORS[r["per_seed"][str(k)]] for k in r["seeds"]], s=22,
                         edgecolor="k", linewidth=0.3)
         epochs = {v: s["models"][m][v]["epochs"] for v in variants}
-        labels = [f"{v}\n(n = {s['models'][m][v]['n']}, {'/'.join(map(str, epochs[v]))} ep.)" for v in variants]
+        labels = [f"{v}\n(n = {s['models'][m][v]['n']}, {'/'.join(map(str, epochs[v]))} ep.)"
+                  for v in variants]
         for a in (ax, ax2):
             a.set_xticks(range(len(variants)), labels)
             a.set_xlim(-0.6, len(variants) - 0.4)
@@ -71,13 +75,15 @@ def _pick(runs, model, variant, outcome):
 
 
 def plot_mechanism(out):
-    """Row-normalised validation confusion matrices: a collapsed softmax seed, a partial one, a healthy softmax
-    seed and a logits run (the first seed of each kind found; Q1.1 preferred)."""
+    """Row-normalised validation confusion matrices: a collapsed softmax seed, a partial one, a healthy
+    softmax seed and a logits run (the first seed of each kind found; Q1.1 preferred)."""
     runs = load_study(out)
     s = _summary(out)
     picks = []
-    for title, variant, outcome in (("collapsed softmax", "softmax", "collapsed"), ("partial softmax", "softmax", "partial"),
-                                    ("healthy softmax", "softmax", "healthy"), ("logits control", "logits", "healthy")):
+    for title, variant, outcome in (("collapsed softmax", "softmax", "collapsed"),
+                                    ("partial softmax", "softmax", "partial"),
+                                    ("healthy softmax", "softmax", "healthy"),
+                                    ("logits control", "logits", "healthy")):
         rec = next((r for m in ("q1_1", "q1_2") if (r := _pick(runs, m, variant, outcome))), None)
         if rec:
             picks.append((title, rec))
@@ -98,13 +104,14 @@ def plot_mechanism(out):
         ax.set_title(f"{title}\n{MODEL_TITLES[rec['model']]} seed {rec['seed']}, {rec['epochs']} ep.: "
                      f"acc {rec['val_acc']:.3f}", fontsize=9)
     axes[0, 0].set_ylabel("true class (rows: recall)")
-    fig.suptitle(f"What each outcome predicts: validation confusion matrices, rows normalised\n{_source(s)}", fontsize=10)
+    fig.suptitle(f"What each outcome predicts: validation confusion matrices, rows normalised\n{_source(s)}",
+                 fontsize=10)
     return finish(fig, Path(out) / "mechanism.png")
 
 
 def plot_gradients(out):
-    """First conv layer's gradient norm and the training loss per step of epoch 1: median over seeds (band: range)
-    of collapsed softmax, other softmax seeds, and logits."""
+    """First conv layer's gradient norm and the training loss per step of epoch 1: median over seeds (band:
+    range) of collapsed softmax, other softmax seeds, and logits."""
     runs = load_study(out)
     s = _summary(out)
     models = list(s["models"])
@@ -134,6 +141,6 @@ def plot_gradients(out):
         axes[1, j].set_xlabel("training step (batch of 64)")
         for ax in axes[:, j]:
             ax.grid(alpha=0.3)
-    fig.suptitle(f"Why softmax-before-CE stalls: first-layer gradients vanish once the output saturates\n{_source(s)}",
-                 fontsize=10)
+    fig.suptitle("Why softmax-before-CE stalls: first-layer gradients vanish once the output saturates\n"
+                 f"{_source(s)}", fontsize=10)
     return finish(fig, Path(out) / "gradients.png")

@@ -1,12 +1,12 @@
-"""Q2.2's comparisons, from the per-seed records: three measures of convergence and the test Spearman, each arm
-against its baseline on the seeds both arms ran, with a Welch 95% CI.
+"""Q2.2's comparisons, from the per-seed records: three measures of convergence and the test Spearman, each
+arm against its baseline on the seeds both arms ran, with a Welch 95% CI.
 
 Convergence, per run (validation Spearman per epoch, the selection metric):
   - the first epoch at each fixed threshold (censored where a run never reaches it: then no interval);
   - the mean validation Spearman over epochs 1-10, a continuous measure with no floor;
   - the first epoch at 90% and at 95% of the run's own best validation Spearman.
-Seed 0 of the tuned setting is the Q2.1 search's own selected run (the best of its 20 trials on this validation
-set), so it never enters a comparison (EXCLUDED_SEEDS) and is shown apart."""
+Seed 0 of the tuned setting is the Q2.1 search's own selected run (the best of its 20 trials on this
+validation set), so it never enters a comparison (EXCLUDED_SEEDS) and is shown apart."""
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,8 @@ def arm_runs(exp_dir):
 
 
 def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
-    """Rows for arm a − arm b on the seeds both ran (less the excluded): test Spearman and every convergence measure."""
+    """Rows for arm a − arm b on the seeds both ran (less the excluded): test Spearman and every convergence
+    measure."""
     seeds = sorted({r["seed"] for r in recs_a} & {r["seed"] for r in recs_b} - set(excluded))
     ra = sorted((r for r in recs_a if r["seed"] in seeds), key=lambda r: r["seed"])
     rb = sorted((r for r in recs_b if r["seed"] in seeds), key=lambda r: r["seed"])
@@ -74,9 +75,12 @@ def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
     budgets = sorted({r["config"]["epochs"] for r in ra + rb})
     precisions = sorted({str(r["config"].get("precision")) for r in ra + rb})
     checksums = sorted({str(r.get("data", {}).get("checksum")) for r in ra + rb})
-    mixed = (f"runs of different lengths (epochs {budgets}); rerun them to one protocol" if len(budgets) > 1 else
-             f"runs in different precisions ({', '.join(precisions)}); rerun them in one" if len(precisions) > 1 else
-             f"runs on different data (checksums {', '.join(c[:8] for c in checksums)})" if len(checksums) > 1 else None)
+    mixed = (f"runs of different lengths (epochs {budgets}); rerun them to one protocol"
+             if len(budgets) > 1 else
+             f"runs in different precisions ({', '.join(precisions)}); rerun them in one"
+             if len(precisions) > 1 else
+             f"runs on different data (checksums {', '.join(c[:8] for c in checksums)})"
+             if len(checksums) > 1 else None)
     label, *_ = EXPERIMENTS.get(name, (name,))
     base = {"comparison": f"Q2.2 ({label}): {a} vs {b}", "a": f"{name}/{a}", "b": f"{name}/{b}",
             "seeds_a": seeds, "seeds_b": seeds}
@@ -96,7 +100,8 @@ def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
     for key in ma[0]:
         va, vb = [m[key] for m in ma], [m[key] for m in mb]
         row = {**base, "metric": key, "values_a": va, "values_b": vb}
-        never = [f"{arm} seed {s}" for arm, vals in ((a, va), (b, vb)) for s, v in zip(seeds, vals) if v is None]
+        never = [f"{arm} seed {s}" for arm, vals in ((a, va), (b, vb)) for s, v in zip(seeds, vals)
+                 if v is None]
         if mixed:
             row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—", not_comparable=mixed)
         elif never and key.startswith("epochs to validation Spearman"):
@@ -105,20 +110,22 @@ def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
             ka, kb = sum(v is not None for v in va), sum(v is not None for v in vb)
             ca, cb = ([budgets[0] + 1 if v is None else v for v in vals] for vals in (va, vb))
             rank = stats.mannwhitneyu(ca, cb, alternative="two-sided") if len(set(ca + cb)) > 1 else None
-            row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—", reached_a=f"{ka}/{len(va)}",
-                       reached_b=f"{kb}/{len(vb)}",
+            row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—",
+                       reached_a=f"{ka}/{len(va)}", reached_b=f"{kb}/{len(vb)}",
                        rank_test={"method": f"Mann-Whitney U, never reached = epoch {budgets[0] + 1}",
                                   "p": None if rank is None else float(rank.pvalue)},
-                       not_comparable=f"not reached within {budgets[0]} epochs by {', '.join(never)} (reached: "
-                                      f"{a} {ka}/{len(va)}, {b} {kb}/{len(vb)}; rank test p = "
+                       not_comparable=f"not reached within {budgets[0]} epochs by {', '.join(never)} "
+                                      f"(reached: {a} {ka}/{len(va)}, {b} {kb}/{len(vb)}; rank test p = "
                                       f"{'—' if rank is None else f'{rank.pvalue:.2f}'})")
         elif None in va + vb:   # the early mean of runs shorter than its window
             row.update(uncomparable, n_a=len(va), n_b=len(vb), diff=None, method="—",
                        not_comparable=f"runs shorter than {EARLY_EPOCHS} epochs")
         else:
             row.update(welch_diff(va, vb))
-            if len(set(va + vb)) == 1:   # every run the same epoch: no spread, and nothing to tell the arms apart
-                row.update(uncomparable, not_comparable=f"every run of both arms reaches it at epoch {va[0]} (a floor, no spread)")
+            # every run the same epoch: no spread, and nothing to tell the arms apart
+            if len(set(va + vb)) == 1:
+                row.update(uncomparable, not_comparable=f"every run of both arms reaches it at epoch {va[0]} "
+                                                        "(a floor, no spread)")
             elif row.get("note"):
                 row.update(not_comparable=f"{row['note']} (a floor: {a} all {va[0]}, {b} all {vb[0]})")
         rows.append(row)

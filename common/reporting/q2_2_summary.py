@@ -16,15 +16,20 @@ def summarise(out, thresholds, record):
         test = [r["test"]["spearman"] for r in recs]
         summary["variants"][d.name] = {
             "variant": recs[0]["variant"], "hp": recs[0]["config"]["hp"], "seeds": [r["seed"] for r in recs],
-            "epochs_to_fixed_thresholds": {str(t): [first_epoch_at(r["history"], t) for r in recs] for t in thresholds},
+            "epochs_to_fixed_thresholds": {str(t): [first_epoch_at(r["history"], t) for r in recs]
+                                           for t in thresholds},
             "test_spearman": test, "test_spearman_mean": float(np.mean(test)),
             "test_spearman_std": float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
             "best_val_spearman_mean": float(np.mean([r["best"]["val_spearman"] for r in recs])),
-            "attention": [{"seed": r["seed"], **{k: v for k, v in r["attention"].items() if k != "map_probes"}}
+            "attention": [{"seed": r["seed"],
+                           **{k: v for k, v in r["attention"].items() if k != "map_probes"}}
                           for r in recs if "attention" in r]}
     legacy = read_json(out / "summary.json").get("attention") if (out / "summary.json").is_file() else None
-    if isinstance(legacy, dict) or (out / "summary.json").is_file() and "attention_legacy" in read_json(out / "summary.json"):
-        # the tuned setting's earlier statistic (seed 0, from weights no longer kept): carried over, never recomputed
-        summary["attention_legacy"] = legacy if isinstance(legacy, dict) else read_json(out / "summary.json")["attention_legacy"]
+    if (isinstance(legacy, dict)
+            or (out / "summary.json").is_file() and "attention_legacy" in read_json(out / "summary.json")):
+        # the tuned setting's earlier statistic (seed 0, from weights no longer kept):
+        # carried over, never recomputed
+        summary["attention_legacy"] = (legacy if isinstance(legacy, dict)
+                                       else read_json(out / "summary.json")["attention_legacy"])
     write_json(out / "summary.json", summary)
     return summary

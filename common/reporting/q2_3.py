@@ -1,4 +1,5 @@
-"""Q2.3's summary and table, from the per-seed results of q2_3_multi_protein.py and its profile-only baseline."""
+"""Q2.3's summary and table, from the per-seed results of q2_3_multi_protein.py and its profile-only
+baseline."""
 import numpy as np
 
 from common.reporting.stats import paired_diff
@@ -12,8 +13,8 @@ COMPARISONS = (("few-shot (own profile) − profile-only baseline", "fewshot", "
 
 
 def summarise(names, ids, per_seed, baseline, record, protocol):
-    """summary.json. per_seed: one dict per seed of q2_3's protocol(); protocol: the encoder, its hp, lr, batch size
-    and source, the epochs, patience, seeds and device (stored as they are)."""
+    """summary.json. per_seed: one dict per seed of q2_3's protocol(); protocol: the encoder, its hp, lr,
+    batch size and source, the epochs, patience, seeds and device (stored as they are)."""
     seeds = protocol["seeds"]
     rows = []
     for name, pid in zip(names, ids):
@@ -34,12 +35,15 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
                                   "mean_a": float(np.mean([r[a] for r in rs])),
                                   "mean_b": float(np.mean([r[b] for r in rs])),
                                   "proteins": [r["protein"] for r in rs],
-                                  "unit": f"protein (each the mean over seeds {seeds}; the baseline has no seed)"}
-    means = {k: float(np.mean([r[k] for r in rows if r[k] is not None])) if any(r[k] is not None for r in rows)
-             else None for k in ("single", "multi_seen", "fewshot", "profile_only", "others_mean")}
-    return {"experiment": baseline["experiment"], "data": record, **protocol, "rows": rows, "comparisons": comparisons,
-            "not_converged": [x for r in per_seed for x in r["not_converged"]],
-            # stricter: ran to the epoch cap without early stopping (its best epoch may still be before the last)
+                                  "unit": f"protein (each the mean over seeds {seeds}; "
+                                          "the baseline has no seed)"}
+    means = {k: float(np.mean([r[k] for r in rows if r[k] is not None]))
+             if any(r[k] is not None for r in rows) else None
+             for k in ("single", "multi_seen", "fewshot", "profile_only", "others_mean")}
+    return {"experiment": baseline["experiment"], "data": record, **protocol, "rows": rows,
+            "comparisons": comparisons, "not_converged": [x for r in per_seed for x in r["not_converged"]],
+            # stricter: ran to the epoch cap without early stopping
+            # (its best epoch may still be before the last)
             "ran_to_cap": [f"seed{s}/{arm}" for s, r in zip(seeds, per_seed) for arm, e in r["epochs"].items()
                            if not e["stopped_early"]],
             "best_and_run_epochs": {f"seed{s}": r["epochs"] for s, r in zip(seeds, per_seed)},
@@ -47,30 +51,34 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
 
 
 def table(summary, record):
-    """table.md: per protein, every arm and both baselines, then the paired comparisons, with a caption that says
-    the data, the encoder, the stopping rule and which runs did not converge."""
+    """table.md: per protein, every arm and both baselines, then the paired comparisons, with a caption that
+    says the data, the encoder, the stopping rule and which runs did not converge."""
     def fmt(r, k):
-        return "—" if r[k] is None else f"{r[k]:.4f}" + (f" ± {r[k + '_std']:.4f}" if len(summary["seeds"]) > 1 else "")
-    lines = ["| protein | id | single-protein model | multi-protein, seen (identity) | few-shot: new protein, own "
-             "profile | profile-only baseline (no weights) | other proteins' mean (no weights) |",
+        return ("—" if r[k] is None else
+                f"{r[k]:.4f}" + (f" ± {r[k + '_std']:.4f}" if len(summary["seeds"]) > 1 else ""))
+    lines = ["| protein | id | single-protein model | multi-protein, seen (identity) | few-shot: new protein,"
+             " own profile | profile-only baseline (no weights) | other proteins' mean (no weights) |",
              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['id']} | {fmt(r, 'single')} | {fmt(r, 'multi_seen')} | {fmt(r, 'fewshot')} | "
-              f"{r['profile_only']:.4f} | {r['others_mean']:.4f} |" for r in summary["rows"]]
+    lines += [f"| {r['label']} | {r['id']} | {fmt(r, 'single')} | {fmt(r, 'multi_seen')} | "
+              f"{fmt(r, 'fewshot')} | {r['profile_only']:.4f} | {r['others_mean']:.4f} |"
+              for r in summary["rows"]]
     m = summary["mean"]
     lines.append("| **mean** | | " + " | ".join("—" if m[k] is None else f"{m[k]:.4f}"
-                                                   for k in ("single", "multi_seen", "fewshot", "profile_only",
-                                                             "others_mean")) + " |")
+                                                   for k in ("single", "multi_seen", "fewshot",
+                                                             "profile_only", "others_mean")) + " |")
     comp = [f"- {k}: {c['diff']:+.4f}"
             + ("" if c["ci95"] is None else f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]")
             + f" ({c['method']}, n = {c['n']} proteins)" for k, c in summary["comparisons"].items()]
     conv, s = summary["not_converged"], summary
     simulated = "; sim-* proteins have invented motifs" if record["source"] == "simulated" else ""
-    caption = (f"Test Spearman on SetB, mean ± std over seeds {s['seeds']}. Data: {source_name(record)} "
-               f"({record['checksum'][:8]}){simulated}. "
+    caption = (f"Test Spearman on SetB, mean ± std over seeds {s['seeds']}. "
+               f"Data: {source_name(record)} ({record['checksum'][:8]}){simulated}. "
                f"Encoder {s['encoder']} ({s['encoder_source']}: {s['encoder_hp']}, lr {s['lr']:.3g}, "
-               f"batch {s['batch_size']}); at most {s['epochs']} epochs, early stopping patience {s['patience']}; "
+               f"batch {s['batch_size']}); at most {s['epochs']} epochs, "
+               f"early stopping patience {s['patience']}; "
                + ("every run converged (best epoch before its last, or stopped early); " if not conv else
                   f"NOT converged: {', '.join(conv)}; ")
-               + (f"ran to the {s['epochs']}-epoch cap without stopping early: {', '.join(s['ran_to_cap'])}; "
-                  if s["ran_to_cap"] else "") + f"device {s['device']}.\n\n")
+               + (f"ran to the {s['epochs']}-epoch cap without stopping early: "
+                  f"{', '.join(s['ran_to_cap'])}; " if s["ran_to_cap"] else "")
+               + f"device {s['device']}.\n\n")
     return caption + "\n".join(lines) + "\n\n" + "\n".join(comp) + "\n"

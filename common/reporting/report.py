@@ -1,7 +1,9 @@
-"""Every number the seed report gives (../shared/homework-checklist.md), with ours beside it, from the metrics files.
+"""Every number the seed report gives (../shared/homework-checklist.md), with ours beside it, from the
+metrics files.
 
-Like with like: a validation number beside a validation number, a test number beside a test number, a last-epoch
-("final") number beside a last-epoch number. Where ours differs, the row says why, or that we do not know."""
+Like with like: a validation number beside a validation number, a test number beside a test number, a
+last-epoch ("final") number beside a last-epoch number. Where ours differs, the row says why, or that we do
+not know."""
 from pathlib import Path
 
 import numpy as np
@@ -50,22 +52,27 @@ def q1_rows(root):
             if all(k == ("healthy", "healthy") for k in kinds):
                 ours = f"{_ms(sel, 2, True)}; {100 * np.mean(last):.2f} % at epoch {n_ep}"
             else:
-                ours = "; ".join(f"seed {r['seed']}: {100 * r['test']['acc']:.2f} % {b} (selected ep {r['best']['epoch']})"
-                                 + ("" if (b, e) == (e, e) and r["test"]["acc"] == r["history"][-1]["test_acc"] else
+                ours = "; ".join(f"seed {r['seed']}: {100 * r['test']['acc']:.2f} % {b} "
+                                 f"(selected ep {r['best']['epoch']})"
+                                 + ("" if (b, e) == (e, e) and
+                                    r["test"]["acc"] == r["history"][-1]["test_acc"] else
                                     f" → {100 * r['history'][-1]['test_acc']:.2f} % {e} (ep {n_ep})")
                                  for r, (b, e) in zip(runs, kinds))
             gap = 100 * np.mean(sel) - report[v]
             if v == "logits":
-                why = (f"ours {gap:+.1f} points: other data (not the official split); epoch of the report's number unknown"
+                why = (f"ours {gap:+.1f} points: other data (not the official split); "
+                       "epoch of the report's number unknown"
                        + ("; MedMNIST's ResNet-18: 95.8 %" if q == "q1_1" else ""))
             elif q == "q1_1":
                 s = study.get("q1_1", {})
-                why = ("bimodal: a run collapses (about 18.9 %) or learns partly; 68.78 % is one partial run"
-                       + (f"; study: {s['n'] - s['healthy']} of {s['n']} seeds not healthy after {s['epochs'][0]} epochs" if s else ""))
+                why = ("bimodal: a run collapses (about 18.9 %) or learns partly; "
+                       "68.78 % is one partial run"
+                       + (f"; study: {s['n'] - s['healthy']} of {s['n']} seeds not healthy after "
+                          f"{s['epochs'][0]} epochs" if s else ""))
             else:
                 best = sorted(r["best"]["epoch"] for r in runs)
-                why = (f"ours are healthy by epochs {best[0]}-{best[-1]}; 85.9 % reads like a run still partial: we do not "
-                       f"know")
+                why = (f"ours are healthy by epochs {best[0]}-{best[-1]}; 85.9 % reads like a run still "
+                       f"partial: we do not know")
             rows.append({"question": f"{label} {v}", "quantity": "test accuracy", "report": f"{report[v]} %",
                          "ours": ours, "why": why})
     t = {q: _runs(root, f"{q}/logits") for q in ("q1_1", "q1_2")}
@@ -77,8 +84,8 @@ def q1_rows(root):
         rows.append({"question": "Q1.1 / Q1.2", "quantity": "training time, 200 epochs (logits)",
                      "report": "1210 s / 765 s (a GPU; 1.6×)",
                      "ours": f"{a:.0f} s / {b:.0f} s on a 2-vCPU {dev} ({a / b:.1f}×){g}",
-                     "why": "other hardware: on a CPU arithmetic dominates and pooling removes most of it; on a GPU "
-                            "both models are small"})
+                     "why": "other hardware: on a CPU arithmetic dominates and pooling removes most of it; "
+                            "on a GPU both models are small"})
     return rows
 
 
@@ -111,8 +118,9 @@ def q2_rows(root):
         rows.append({"question": "Q2.2 convergence", "quantity": "first epoch at validation Spearman 0.60",
                      "report": "attention epoch 9; mean pooling epochs 12-15",
                      "ours": f"attention {first(a)}; mean pooling {first(m)} (per seed; {where})",
-                     "why": f"{sim}: 0.60 is {0.60 / np.mean([r['best']['val_spearman'] for r in m]):.0%} of our "
-                            f"mean-pooling peak, {0.60 / 0.6485:.0%} of the report's; CIs in the Q2.2 section"})
+                     "why": f"{sim}: 0.60 is {0.60 / np.mean([r['best']['val_spearman'] for r in m]):.0%}"
+                            f" of our mean-pooling peak, {0.60 / 0.6485:.0%} of the report's; "
+                            "CIs in the Q2.2 section"})
         for key, what, rep, why in (
                 ("val_loss", "final validation loss (MSE, last epoch)", "0.356 with attention, 0.338 without",
                  "both overfit after their selected epochs (there: {sa:.3f}, {sm:.3f})"),
@@ -120,7 +128,8 @@ def q2_rows(root):
                  "ours higher: other data; we do not know more")):
             rows.append({"question": "Q2.2", "quantity": what, "report": rep,
                          "ours": f"attention {_ms([r['history'][-1][key] for r in a], 3)}; mean pooling "
-                                 f"{_ms([r['history'][-1][key] for r in m], 3)} (epoch {a[0]['history'][-1]['epoch']})",
+                                 f"{_ms([r['history'][-1][key] for r in m], 3)} "
+                                 f"(epoch {a[0]['history'][-1]['epoch']})",
                          "why": f"{sim}; " + why.format(sa=np.mean([_at_best(r, 'val_loss') for r in a]),
                                                          sm=np.mean([_at_best(r, 'val_loss') for r in m]))})
     return rows
@@ -132,4 +141,5 @@ def report_rows(root):
 
 def report_table(rows):
     lines = ["| question | quantity | the report | ours | why they differ |", "|---|---|---|---|---|"]
-    return lines + [f"| {r['question']} | {r['quantity']} | {r['report']} | {r['ours']} | {r['why']} |" for r in rows]
+    return lines + [f"| {r['question']} | {r['quantity']} | {r['report']} | {r['ours']} | {r['why']} |"
+                    for r in rows]

@@ -36,13 +36,15 @@ def welch_diff(a, b, level=0.95):
         return {**out, "ci95": None, "p": None, "significant": None}
     if a.std() == 0 and b.std() == 0:   # no spread on either side: no t statistic, and no verdict from it
         return {**out, "ci95": None, "p": None, "significant": None, "note": "no spread on either side"}
-    with warnings.catch_warnings():   # one side with identical values (variance 0) is valid for Welch; scipy warns
+    # one side with identical values (variance 0) is valid for Welch; scipy warns
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return _with_interval(out, stats.ttest_ind(a, b, equal_var=False), level)
 
 
 def paired_diff(a, b, level=0.95):
-    """Mean of a - b over pairs (same seed / same protein) with a paired t interval (scipy.stats.ttest_rel)."""
+    """Mean of a - b over pairs (same seed / same protein) with a paired t interval
+    (scipy.stats.ttest_rel)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) != len(b):
         raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
@@ -56,9 +58,9 @@ def paired_diff(a, b, level=0.95):
 
 
 def proportion_diff(k_a, n_a, k_b, n_b, level=0.95):
-    """k_a/n_a minus k_b/n_b with Newcombe's hybrid score interval (his method 10: the two Wilson intervals from
-    scipy.stats.binomtest(...).proportion_ci(method='wilson') combined), and Fisher's exact p-value. It stays
-    inside [-1, 1] and is sensible at 0/n and n/n, where a Wald interval collapses to a point."""
+    """k_a/n_a minus k_b/n_b with Newcombe's hybrid score interval (his method 10: the two Wilson intervals
+    from scipy.stats.binomtest(...).proportion_ci(method='wilson') combined), and Fisher's exact p-value. It
+    stays inside [-1, 1] and is sensible at 0/n and n/n, where a Wald interval collapses to a point."""
     _check_counts(k_a, n_a)
     _check_counts(k_b, n_b)
     pa, pb = k_a / n_a, k_b / n_b
@@ -68,6 +70,6 @@ def proportion_diff(k_a, n_a, k_b, n_b, level=0.95):
     low = d - float(np.hypot(pa - la, ub - pb))
     high = d + float(np.hypot(ua - pa, pb - lb))
     p = float(stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue)
-    return {"n_a": int(n_a), "n_b": int(n_b), "mean_a": pa, "mean_b": pb, "diff": d, "ci95": [low, high], "p": p,
-            "significant": not (low <= 0 <= high),
+    return {"n_a": int(n_a), "n_b": int(n_b), "mean_a": pa, "mean_b": pb, "diff": d, "ci95": [low, high],
+            "p": p, "significant": not (low <= 0 <= high),
             "method": "Newcombe hybrid score (Wilson, scipy.stats.binomtest); p: scipy.stats.fisher_exact"}

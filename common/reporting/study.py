@@ -1,4 +1,5 @@
-"""The softmax failure study's plain functions: classify a run's predictions, summarise seeds with intervals."""
+"""The softmax failure study's plain functions: classify a run's predictions, summarise seeds with
+intervals."""
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,12 @@ def classify_outcome(pred_counts):
 def last_epoch_outcome(record):
     """(outcome, how) of a 200-epoch Q1 run at its LAST epoch, by classify_outcome's rule.
 
-    how = "exact": from that epoch's validation prediction counts (history[-1]["val_pred_counts"], recorded since
-    2026-12-02). Older records lack them; then how = "inferred", from the last epoch's test accuracy and the test class
-    counts (the row sums of the recorded confusion matrix): healthy when the accuracy exceeds 1 - the smallest class
-    share (every class must then be predicted at least once), collapsed when the number of correct images equals one
-    class's count within one image (what predicting that class for (almost) every image gives); otherwise
-    (None, "undecided")."""
+    how = "exact": from that epoch's validation prediction counts (history[-1]["val_pred_counts"], recorded
+    since 2026-12-02). Older records lack them; then how = "inferred", from the last epoch's test accuracy and
+    the test class counts (the row sums of the recorded confusion matrix): healthy when the accuracy exceeds
+    1 - the smallest class share (every class must then be predicted at least once), collapsed when the
+    number of correct images equals one class's count within one image (what predicting that class for
+    (almost) every image gives); otherwise (None, "undecided")."""
     last = record["history"][-1]
     if last.get("val_pred_counts"):
         return classify_outcome(last["val_pred_counts"]), "exact"

@@ -1,20 +1,23 @@
-"""Where Q2.2's attention pooling looks: attention mass on RBFOX1 sites, split by where the site sits in the probe.
+"""Where Q2.2's attention pooling looks: attention mass on RBFOX1 sites, split by where the site sits in the
+probe.
 
-A probe's site is its one GCAUG, widened by a U on either side where there is one (the simulator's consensus is
-uGCAUGu); probes with no GCAUG, with more than one, or with the secondary motif GCACG anywhere are left out of the
-split, so that each probe's mass belongs to one site at one position. The site's centre, as a fraction of the
-probe's valid length, puts it in the 5' third, the middle third or the 3' third.
+A probe's site is its one GCAUG, widened by a U on either side where there is one (the simulator's consensus
+is uGCAUGu); probes with no GCAUG, with more than one, or with the secondary motif GCACG anywhere are left out
+of the split, so that each probe's mass belongs to one site at one position. The site's centre, as a fraction
+of the probe's valid length, puts it in the 5' third, the middle third or the 3' third.
 
 Each bin is set against levels that other attention rules would give on the same site positions:
   chance          uniform weights: the site's share of the valid positions, (e - s) / L;
-  position only   the weight that probes with no site (no GCAUG, no GCACG) of the same length put on the positions;
+  position only   the weight that probes with no site (no GCAUG, no GCACG) of the same length put on the
+                  positions;
   backward state  weights uniform over positions 0..e-1, what attention that follows the backward LSTM's state
                   ("a site lies ahead") would give: (e - s) / e;
   forward state   weights uniform over positions s..L-1 (a site lies behind): (e - s) / (L - s);
 and the flank contrast, the mean weight per site position over the mean weight per position of the 5' flank
 (0..s-1), which is about 1 for the backward-state rule and far above 1 for attention on the site.
-Only a site mass above all four levels, in every third, with a flank contrast well above 1, says that the attention
-finds the site itself. STATISTIC_VERSION names this definition in the records (1: the 6-mer window, no state levels)."""
+Only a site mass above all four levels, in every third, with a flank contrast well above 1, says that the
+attention finds the site itself. STATISTIC_VERSION names this definition in the records (1: the 6-mer
+window, no state levels)."""
 import re
 
 import numpy as np
@@ -56,7 +59,8 @@ def attention_weights(model, split, chunk=8192):
     """(N, heads, L) attention weights of an attention-pooling model; zero on padding."""
     model.eval()
     with torch.inference_mode():
-        return torch.cat([model.encode(split["x"][s:s + chunk], split["valid"][s:s + chunk], return_weights=True)[1]
+        return torch.cat([model.encode(split["x"][s:s + chunk], split["valid"][s:s + chunk],
+                                       return_weights=True)[1]
                           for s in range(0, len(split["y"]), chunk)]).float().cpu().numpy()
 
 
@@ -81,9 +85,11 @@ def site_statistics(weights, seqs):
     chance = (motif.sum(1) / lengths)[has]
     out = {"probes_with_motif": int(has.sum()), "attention_mass_on_motif": float(mass.mean()),
            "chance_fraction": float(chance.mean()), "ratio_to_chance": float(mass.mean() / chance.mean())}
-    # Position-only level: the mean weight profile of probes with no site at all, one profile per probe length.
+    # Position-only level: the mean weight profile of probes with no site at all, one profile per probe
+    # length.
     no_site = np.array([s.find("GCAUG") < 0 and SECONDARY not in s for s in seqs])
-    profiles = {n: weights[no_site & (lengths == n)].mean(0) for n in np.unique(lengths) if (no_site & (lengths == n)).any()}
+    profiles = {n: weights[no_site & (lengths == n)].mean(0) for n in np.unique(lengths)
+                if (no_site & (lengths == n)).any()}
     sites = single_sites(seqs)
     by_bin = []
     for b, name in enumerate(BINS):
@@ -94,8 +100,8 @@ def site_statistics(weights, seqs):
             st, en = np.array([r[1] for r in rows], float), np.array([r[2] for r in rows], float)
             m = np.array([weights[i, s:e].sum() for i, s, e in rows])
             levels = {"chance": (en - st) / L,
-                      "position_only": np.array([profiles[lengths[i]][s:e].sum() if lengths[i] in profiles else np.nan
-                                                 for i, s, e in rows]),
+                      "position_only": np.array([profiles[lengths[i]][s:e].sum() if lengths[i] in profiles
+                                                 else np.nan for i, s, e in rows]),
                       "backward_state": (en - st) / en, "forward_state": (en - st) / (L - st)}
             row["attention_mass"] = float(m.mean())
             for k, v in levels.items():
@@ -103,7 +109,8 @@ def site_statistics(weights, seqs):
                 row[f"ratio_to_{k}"] = float(m.mean() / np.nanmean(v))
             flank = [(weights[i, s:e].mean(), weights[i, :s].mean()) for i, s, e in rows if s > 0]
             denominator = np.mean([f for _, f in flank]) if flank else 0.0
-            row["flank_contrast"] = float(np.mean([a for a, _ in flank]) / denominator) if denominator > 0 else None
+            row["flank_contrast"] = (float(np.mean([a for a, _ in flank]) / denominator) if denominator > 0
+                                     else None)
             row["probes_with_5prime_flank"] = len(flank)
         by_bin.append(row)
     out["single_site_probes_by_position"] = by_bin
@@ -121,5 +128,6 @@ def map_probes(weights, seqs, predictions, per_bin=3):
     for b, name in enumerate(BINS):
         picked = [i for i in order if sites[i] is not None and sites[i][2] == b][:per_bin]
         out += [{"sequence": seqs[i], "prediction": float(predictions[i]), "site_bin": name,
-                 "weights": weights[i][:len(seqs[i])].tolist(), "motif": motif[i][:len(seqs[i])].tolist()} for i in picked]
+                 "weights": weights[i][:len(seqs[i])].tolist(), "motif": motif[i][:len(seqs[i])].tolist()}
+                for i in picked]
     return out

@@ -53,8 +53,8 @@ def pwm_kd_table(consensus, penalties, kd0, measured, cap, jitter_sd, rng):
 
 
 def penalty_matrix(consensus, core, flank, exceptions):
-    """(7, 4) ln-Kd penalties: `core` at consensus positions in upper case, `flank` in lower case, 0 at 'N' and
-    at the consensus base; exceptions {(position, base): penalty} from measured single substitutions."""
+    """(7, 4) ln-Kd penalties: `core` at consensus positions in upper case, `flank` in lower case, 0 at 'N'
+    and at the consensus base; exceptions {(position, base): penalty} from measured single substitutions."""
     pen = np.zeros((K, 4))
     for t, b in enumerate(consensus):
         if b.upper() == "N":
@@ -74,13 +74,15 @@ def accessibility(seq_codes, lengths, penalty, chunk=20000):
     c5 = kmer_codes(seq_codes, 5)                                   # (N, L-4)
     # rc5[:, p] is the reverse complement of the 5-mer starting at p (reversing twice realigns the index)
     rc5 = kmer_codes(comp[seq_codes[:, ::-1]], 5)[:, ::-1]
-    centre = rc5[:, 1:1 + w]                                        # central 5-mer of window j starts at j + 1
+    # central 5-mer of window j starts at j + 1
+    centre = rc5[:, 1:1 + w]
     p = np.arange(c5.shape[1])
     far = np.abs(p[None, :] - (np.arange(w) + 1)[:, None]) >= 5 + 3  # (W, P): no overlap, loop >= 3 nt
     valid5 = p[None, :] + 5 <= lengths[:, None]                     # (N, P)
     out = np.ones((n, w))
     for s in range(0, n, chunk):
-        hit = (centre[s:s + chunk, :, None] == c5[s:s + chunk, None, :]) & far[None] & valid5[s:s + chunk, None, :]
+        hit = ((centre[s:s + chunk, :, None] == c5[s:s + chunk, None, :]) & far[None]
+               & valid5[s:s + chunk, None, :])
         out[s:s + chunk][hit.any(2)] = penalty
     return out
 
@@ -136,4 +138,5 @@ def occupancy(windows, access, in_probe, kd_table, params):
 def measure(signal, params, rng):
     """Heteroscedastic measurement: signal * lognormal(0, mult_sd) + normal(0, add_sd * scale)."""
     n = len(signal)
-    return signal * np.exp(rng.normal(0.0, params["noise_mult_sd"], n)) + rng.normal(0.0, params["noise_add_sd"], n)
+    return (signal * np.exp(rng.normal(0.0, params["noise_mult_sd"], n))
+            + rng.normal(0.0, params["noise_add_sd"], n))

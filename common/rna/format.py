@@ -47,14 +47,15 @@ def course_files(data_dir):
 
 
 def find_sheet(sheet_names, wanted=SHEET):
-    """The sheet whose name equals wanted ignoring case and surrounding spaces (the public master file spells it
-    'Master List--Plasmid info', the course config '...Info'), or None."""
+    """The sheet whose name equals wanted ignoring case and surrounding spaces (the public master file
+    spells it 'Master List--Plasmid info', the course config '...Info'), or None."""
     key = wanted.strip().casefold()
     return next((n for n in sheet_names if str(n).strip().casefold() == key), None)
 
 
 def read_metadata(path):
-    """Motif_ID / Protein_name table from metadata.xlsx (sheet 'Master List--Plasmid Info', any case) or a CSV."""
+    """Motif_ID / Protein_name table from metadata.xlsx (sheet 'Master List--Plasmid Info', any case) or a
+    CSV."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".csv":
@@ -63,20 +64,24 @@ def read_metadata(path):
             book = pd.ExcelFile(path)
             sheet = find_sheet(book.sheet_names)
             if sheet is None:
-                raise UserError(f"{path}: no sheet '{SHEET}' (sheets: {book.sheet_names}); use the course's metadata.xlsx "
-                                f"or the RNAcompete master file (python -m common.rna.download)")
+                raise UserError(f"{path}: no sheet '{SHEET}' (sheets: {book.sheet_names}); use the course's "
+                                f"metadata.xlsx or the RNAcompete master file "
+                                f"(python -m common.rna.download)")
             meta = pd.read_excel(book, sheet_name=sheet)
     except UserError:
         raise
     except Exception as e:
         raise UserError(f"{path}: not a readable {'CSV' if path.suffix.lower() == '.csv' else 'xlsx'} file "
-                        f"({type(e).__name__}); replace it with the course's metadata.xlsx or a CSV with Motif_ID, Protein_name") from None
+                        f"({type(e).__name__}); replace it with the course's metadata.xlsx or a CSV with "
+                        f"Motif_ID, Protein_name") from None
     meta.columns = [str(c).strip() for c in meta.columns]
     for col in ("Motif_ID", "Protein_name"):
         if col not in meta.columns:
-            raise UserError(f"{path}: missing column '{col}' (has {list(meta.columns)}); the metadata needs Motif_ID and Protein_name")
+            raise UserError(f"{path}: missing column '{col}' (has {list(meta.columns)}); the metadata needs "
+                            f"Motif_ID and Protein_name")
     meta = meta[["Motif_ID", "Protein_name"]].dropna()
-    return meta.assign(Motif_ID=meta.Motif_ID.astype(str).str.strip(), Protein_name=meta.Protein_name.astype(str).str.strip())
+    return meta.assign(Motif_ID=meta.Motif_ID.astype(str).str.strip(),
+                       Protein_name=meta.Protein_name.astype(str).str.strip())
 
 
 def protein_ids(meta, proteins, available_columns):
@@ -87,9 +92,10 @@ def protein_ids(meta, proteins, available_columns):
     for name in proteins:
         if name.upper().startswith("RNCMPT"):
             if name not in available_columns:
-                raise UserError(f"unknown RNAcompete id '{name}': not a column of norm_data.txt "
-                                f"({sum(str(c).startswith('RNCMPT') for c in available_columns)} ids there, e.g. "
-                                f"{', '.join(sorted(c for c in available_columns if str(c).startswith('RNCMPT'))[:5])})")
+                raise UserError(
+                    f"unknown RNAcompete id '{name}': not a column of norm_data.txt "
+                    f"({sum(str(c).startswith('RNCMPT') for c in available_columns)} ids there, e.g. "
+                    f"{', '.join(sorted(c for c in available_columns if str(c).startswith('RNCMPT'))[:5])})")
             rows = present[present.Motif_ID == name]
             ids.append(name)
             names.append(rows.Protein_name.iloc[0] if len(rows) else name)
@@ -98,8 +104,8 @@ def protein_ids(meta, proteins, available_columns):
         if rows.empty:
             known = sorted(set(present.Protein_name))
             shown = ", ".join(known[:40]) + (f", ... ({len(known)} in all)" if len(known) > 40 else "")
-            raise UserError(f"unknown protein '{name}': none of its ids is a column of norm_data.txt; pass a name or an "
-                            f"RNCMPT id; available: {shown}")
+            raise UserError(f"unknown protein '{name}': none of its ids is a column of norm_data.txt; pass "
+                            f"a name or an RNCMPT id; available: {shown}")
         ids.append(rows.Motif_ID.iloc[0])
         names.append(rows.Protein_name.iloc[0])
     return ids, names
@@ -119,13 +125,15 @@ def sequence_report(seqs, max_len=MAX_LEN):
 
 
 def encode(seqs, max_len=MAX_LEN):
-    """Sequences -> (codes int8 (N, max_len), valid bool (N, max_len)). Codes: 0-3 ACGU (T = U), 4 N or other, 5 padding."""
+    """Sequences -> (codes int8 (N, max_len), valid bool (N, max_len)). Codes: 0-3 ACGU (T = U), 4 N or
+    other, 5 padding."""
     # A missing sequence (NaN in RNA_Seq) is 41 x N, as in the course loader (not the text "nan").
     seqs = [s.strip() if isinstance(s, str) else "N" * max_len for s in seqs]
     lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
     too_long = int((lengths > max_len).sum())
     if too_long:
-        warnings.warn(f"{too_long} sequences longer than {max_len} nt were truncated to {max_len}", stacklevel=2)
+        warnings.warn(f"{too_long} sequences longer than {max_len} nt were truncated to {max_len}",
+                      stacklevel=2)
     codes = np.full((len(seqs), max_len), CODE_PAD, np.int8)
     for i, s in enumerate(seqs):
         b = np.frombuffer(s[:max_len].encode("ascii", "replace"), np.uint8)
@@ -135,22 +143,27 @@ def encode(seqs, max_len=MAX_LEN):
 
 
 def data_warnings(path, seq_report, nan_counts):
-    """One line per thing worth saying about a file's contents; printed on every run, stored in metrics.json."""
+    """One line per thing worth saying about a file's contents; printed on every run, stored in
+    metrics.json."""
     out = []
     r = seq_report
     if r["missing"]:
-        out.append(f"{path}: {r['missing']:,} probes have no sequence (read as {MAX_LEN} x N, as the course loader does)")
+        out.append(f"{path}: {r['missing']:,} probes have no sequence (read as {MAX_LEN} x N, as the course "
+                   f"loader does)")
     if r["truncated"]:
-        out.append(f"{path}: {r['truncated']:,} sequences longer than {MAX_LEN} nt were truncated to {MAX_LEN}")
+        out.append(f"{path}: {r['truncated']:,} sequences longer than {MAX_LEN} nt were truncated to "
+                   f"{MAX_LEN}")
     if r["t_as_u"]:
         out.append(f"{path}: {r['t_as_u']:,} T bases read as U (a DNA-alphabet file)")
     if r["unknown_letters"]:
-        shown = ", ".join(f"'{k}' x{v:,}" for k, v in sorted(r["unknown_letters"].items(), key=lambda kv: -kv[1]))
+        shown = ", ".join(f"'{k}' x{v:,}" for k, v in sorted(r["unknown_letters"].items(),
+                                                             key=lambda kv: -kv[1]))
         out.append(f"{path}: {sum(r['unknown_letters'].values()):,} letters other than A, C, G, U, N "
                    f"({100 * r['unknown_fraction']:.3f}% of bases) read as N: {shown}")
     for (pid, split), (n_nan, n) in nan_counts.items():
         if n_nan:
-            out.append(f"{path}: {pid}: {n_nan:,} of {n:,} intensities in {split} are NaN ({100 * n_nan / n:.1f}%), masked")
+            out.append(f"{path}: {pid}: {n_nan:,} of {n:,} intensities in {split} are NaN "
+                       f"({100 * n_nan / n:.1f}%), masked")
     return out
 
 
@@ -160,10 +173,12 @@ def one_hot(codes):
 
 
 def decode(x, valid):
-    """Inverse of encode + one_hot: (N, L, 4) one-hot and (N, L) validity -> sequences, N for ambiguous bases."""
+    """Inverse of encode + one_hot: (N, L, 4) one-hot and (N, L) validity -> sequences, N for ambiguous
+    bases."""
     base, real = x.argmax(-1).cpu().numpy(), (x.amax(-1) == 1).cpu().numpy()
     lengths = valid.sum(1).cpu().numpy()
-    return ["".join(ALPHABET[b] if r else "N" for b, r in zip(bs[:n], rs[:n])) for bs, rs, n in zip(base, real, lengths)]
+    return ["".join(ALPHABET[b] if r else "N" for b, r in zip(bs[:n], rs[:n]))
+            for bs, rs, n in zip(base, real, lengths)]
 
 
 def preprocess_intensities(values, clip_percentile=99.95, eps=1e-6):
@@ -204,21 +219,23 @@ def read_header(path):
     with open(path, encoding="utf-8", errors="replace") as f:
         first = f.readline()
     if not first.strip():
-        raise UserError(f"{path} is empty; download it again (python -m common.rna.download) or copy the course file")
+        raise UserError(f"{path} is empty; download it again (python -m common.rna.download) or copy the "
+                        f"course file")
     if "\t" not in first:
-        raise UserError(f"{path} is not tab-separated (its header has no tab); norm_data.txt must be the course's "
-                        f"tab-separated file")
+        raise UserError(f"{path} is not tab-separated (its header has no tab); norm_data.txt must be the "
+                        f"course's tab-separated file")
     header = [c.strip() for c in first.rstrip("\r\n").split("\t")]
     for col in ("Probe_Set", "RNA_Seq"):
         if col not in header:
-            raise UserError(f"{path}: missing column '{col}' (has {header[:6]}{' ...' if len(header) > 6 else ''}); use the "
-                            f"course's norm_data.txt or `python -m common.rna.download`")
+            raise UserError(f"{path}: missing column '{col}' (has {header[:6]}"
+                            f"{' ...' if len(header) > 6 else ''}); use the course's norm_data.txt or "
+                            f"`python -m common.rna.download`")
     return header
 
 
 def _read_norm_data(path, ids):
-    df = pd.read_csv(path, sep="\t", usecols=lambda c: c.strip() in {"Probe_Set", "RNA_Seq", *ids}, low_memory=False,
-                     dtype={c: str for c in ("Probe_Set", "RNA_Seq")})
+    df = pd.read_csv(path, sep="\t", usecols=lambda c: c.strip() in {"Probe_Set", "RNA_Seq", *ids},
+                     low_memory=False, dtype={c: str for c in ("Probe_Set", "RNA_Seq")})
     df = df.rename(columns=lambda c: c.strip())
     if df.empty:
         raise UserError(f"{path} has a header but no rows; download it again or copy the course file")
@@ -245,14 +262,17 @@ def _build(norm_path, meta_path, proteins):
     setA, setB = np.flatnonzero(sets == "SetA"), np.flatnonzero(sets == "SetB")
     for name, rows in (("SetA", setA), ("SetB", setB)):
         if len(rows) == 0:
-            raise UserError(f"{norm_path}: no {name} rows in column Probe_Set (values found: {sorted(sets.unique())[:5]}); "
-                            f"the course file marks training probes SetA and test probes SetB")
+            raise UserError(f"{norm_path}: no {name} rows in column Probe_Set (values found: "
+                            f"{sorted(sets.unique())[:5]}); the course file marks training probes SetA "
+                            f"and test probes SetB")
     seqs = df.RNA_Seq.to_numpy(dtype=object)
     report = sequence_report(seqs)
     if report["unknown_fraction"] > MAX_UNKNOWN_FRACTION:
-        shown = ", ".join(f"'{k}' x{v:,}" for k, v in sorted(report["unknown_letters"].items(), key=lambda kv: -kv[1])[:8])
-        raise UserError(f"{norm_path}: {100 * report['unknown_fraction']:.1f}% of bases are not A, C, G, U or N ({shown}); "
-                        f"more than {100 * MAX_UNKNOWN_FRACTION:.0f}% means the RNA_Seq column is not RNA sequence")
+        shown = ", ".join(f"'{k}' x{v:,}" for k, v in
+                          sorted(report["unknown_letters"].items(), key=lambda kv: -kv[1])[:8])
+        raise UserError(f"{norm_path}: {100 * report['unknown_fraction']:.1f}% of bases are not A, C, G, U "
+                        f"or N ({shown}); more than {100 * MAX_UNKNOWN_FRACTION:.0f}% means the RNA_Seq "
+                        f"column is not RNA sequence")
     tr, va = split_setA(len(setA))
     rows = {"train": setA[tr], "val": setA[va], "test": setB}
     with warnings.catch_warnings():   # truncation is reported through data_warnings, on every run
@@ -266,7 +286,8 @@ def _build(norm_path, meta_path, proteins):
             try:
                 z, m = preprocess_intensities(columns[pid][r])
             except ValueError:
-                raise UserError(f"{norm_path}: column {pid} ({name}) is all NaN in the {split} split") from None
+                raise UserError(f"{norm_path}: column {pid} ({name}) is all NaN in the {split} "
+                                f"split") from None
             nan_counts[(pid, split)] = (int(len(m) - m.sum()), len(m))
             ys.append(z)
             ms.append(m)
@@ -284,11 +305,12 @@ def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
     Cached under cache_dir, keyed by the file checksum, proteins, split rule and loader version."""
     files = course_files(data_dir)
     if files is None:
-        raise UserError(f"no course files in {data_dir}: put norm_data.txt and metadata.xlsx there, or generate "
-                        f"simulated ones with `python -m common.rna.simulate --out {data_dir}`")
+        raise UserError(f"no course files in {data_dir}: put norm_data.txt and metadata.xlsx there, or "
+                        f"generate simulated ones with `python -m common.rna.simulate --out {data_dir}`")
     norm_path, meta_path = files
     checksum = md5_file(norm_path)
-    key = hashlib.md5(f"{checksum}|{md5_file(meta_path)}|{','.join(proteins)}|setA-rs42-val0.2|v{LOADER_VERSION}".encode()).hexdigest()
+    key = hashlib.md5(f"{checksum}|{md5_file(meta_path)}|{','.join(proteins)}|setA-rs42-val0.2|"
+                      f"v{LOADER_VERSION}".encode()).hexdigest()
     cache = Path(cache_dir) / f"rnacompete_{key}.pt"
     blob = None
     if cache.is_file():
@@ -309,13 +331,13 @@ def load_rnacompete(data_dir, proteins, cache_dir="data/cache", source=None):
         try:
             info = json.loads(sim.read_text())
         except (OSError, ValueError):
-            raise UserError(f"{sim} is not readable JSON; regenerate the set with `python -m common.rna.simulate "
-                            f"--out {data_dir}`") from None
+            raise UserError(f"{sim} is not readable JSON; regenerate the set with "
+                            f"`python -m common.rna.simulate --out {data_dir}`") from None
         preset = info.get("preset", "easy")
-        ceilings = {n: {k: info["proteins"].get(n, {}).get(f"{k}_spearman_setB") for k in ("noise_ceiling", "sequence_ceiling")}
-                    for n in names}
-    record = {"source": source, "preset": preset, "path": portable_path(norm_path), "checksum": checksum, "proteins": list(names),
-              "requested": list(proteins), "ids": ids, "cache": portable_path(cache),
+        ceilings = {n: {k: info["proteins"].get(n, {}).get(f"{k}_spearman_setB")
+                        for k in ("noise_ceiling", "sequence_ceiling")} for n in names}
+    record = {"source": source, "preset": preset, "path": portable_path(norm_path), "checksum": checksum,
+              "proteins": list(names), "requested": list(proteins), "ids": ids, "cache": portable_path(cache),
               "sizes": {s: len(v["y"]) for s, v in splits.items()}, "warnings": notes}
     if ceilings:   # the simulator's noise ceiling and sequence ceiling (SetB Spearman) per protein
         record["ceilings"] = ceilings

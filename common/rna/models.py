@@ -30,8 +30,9 @@ class RNACNN(nn.Module):
         # zero-padded input (tested), but no input gradient is computed and no (B, L, 4) -> (B, 4, L)
         # transpose is made: 1.19 -> 0.86 ms per step for the default CNN in a one-thread A/B (README).
         k = self.conv.kernel_size[0]
-        windows = nn.functional.pad(x, (0, 0) + self.pad).unfold(1, k, 1)              # (B, L, 4) -> (B, L, 4, K)
-        h = torch.relu(nn.functional.linear(windows.flatten(2), self.conv.weight.flatten(1), self.conv.bias))  # (B, L, F)
+        windows = nn.functional.pad(x, (0, 0) + self.pad).unfold(1, k, 1)   # (B, L, 4) -> (B, L, 4, K)
+        h = torch.relu(nn.functional.linear(windows.flatten(2), self.conv.weight.flatten(1),
+                                            self.conv.bias))   # (B, L, F)
         # Zeroing padding positions equals excluding them: after the ReLU every valid activation is >= 0, so
         # the max over valid positions is unchanged, and so is its gradient (ties at 0 get none through the
         # ReLU). A multiply is cheaper than masked_fill(-inf) in this launch-bound model.
@@ -59,8 +60,9 @@ class RNALSTM(nn.Module):
     attention_heads > 0 replaces mean pooling with attention pooling (Q2.2): each head scores every valid
     position, softmaxes over valid positions only (padding gets weight exactly 0), and takes the weighted
     sum of the LSTM states; the heads' context vectors are concatenated.
-    self_attention_heads > 0 instead adds one multi-head self-attention block over the LSTM states (keys and
-    queries restricted to valid positions, residual, dropout, post-LayerNorm) before the mean pooling (Q2.2)."""
+    self_attention_heads > 0 instead adds one multi-head self-attention block over the LSTM states (keys
+    and queries restricted to valid positions, residual, dropout, post-LayerNorm) before the mean pooling
+    (Q2.2)."""
 
     def __init__(self, hidden=64, layers=1, dropout=0.2, mlp_hidden=64, attention_heads=0, n_out=1,
                  self_attention_heads=0):
@@ -73,15 +75,16 @@ class RNALSTM(nn.Module):
         if attention_heads and self_attention_heads:
             raise ValueError("attention_heads (pooling) and self_attention_heads (block) exclude each other")
         if self_attention_heads and (2 * hidden) % self_attention_heads:
-            raise ValueError(f"self_attention_heads={self_attention_heads} must divide the state width 2 x hidden = "
-                             f"{2 * hidden}")
+            raise ValueError(f"self_attention_heads={self_attention_heads} must divide the state width "
+                             f"2 x hidden = {2 * hidden}")
         self.self_heads = self_attention_heads
         if self_attention_heads:
             self.block = nn.MultiheadAttention(2 * hidden, self_attention_heads, batch_first=True)
             self.block_drop = nn.Dropout(dropout)
             self.block_norm = nn.LayerNorm(2 * hidden)
         if attention_heads:
-            self.score = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, attention_heads))
+            self.score = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(),
+                                       nn.Linear(hidden, attention_heads))
         self.out_dim = 2 * hidden * max(1, attention_heads)
         self.head = mlp(self.out_dim, mlp_hidden, dropout, n_out)
 

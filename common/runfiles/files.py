@@ -63,7 +63,8 @@ def save_torch(path, obj):
 
 def save_figure(fig, path, dpi=130):
     """Save a matplotlib figure atomically (png)."""
-    _atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight"))
+    _atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi,
+                                        bbox_inches="tight"))
 
 
 class CorruptFile(UserError, ValueError):
@@ -77,9 +78,9 @@ def read_json(path):
     try:
         return json.loads(text)
     except ValueError as e:
-        raise CorruptFile(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}; {len(text):,} bytes): "
-                          f"it was cut short or edited; restore it (git checkout -- {path}) or rerun the script that "
-                          f"writes it") from None
+        raise CorruptFile(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}; "
+                          f"{len(text):,} bytes): it was cut short or edited; restore it "
+                          f"(git checkout -- {path}) or rerun the script that writes it") from None
 
 
 def load_torch(path, fix, **kwargs):
@@ -93,8 +94,8 @@ def load_torch(path, fix, **kwargs):
 
 
 def source_name(data):
-    """The data source as figures and tables name it: the simulator's preset is part of it ('simulated' records
-    written before presets existed came from the easy preset)."""
+    """The data source as figures and tables name it: the simulator's preset is part of it ('simulated'
+    records written before presets existed came from the easy preset)."""
     if data.get("source") == "simulated":
         return f"simulated/{data.get('preset') or 'easy'}"
     return data["source"]
@@ -109,8 +110,9 @@ def md5_file(path, chunk=1 << 20):
 
 
 def portable_path(path):
-    """A path as metrics files record it: relative to the repository when inside it, else the file name alone
-    (no absolute paths, user names or host names in committed results; the MD5 beside it identifies the file)."""
+    """A path as metrics files record it: relative to the repository when inside it, else the file name
+    alone (no absolute paths, user names or host names in committed results; the MD5 beside it identifies the
+    file)."""
     path = Path(path).resolve()
     try:
         return str(path.relative_to(Path(__file__).resolve().parents[2]))

@@ -1,5 +1,6 @@
-"""A run's life, written once for every script: lock its folders; keep or refuse a finished run; train (from its
-checkpoint under --resume); end as interrupted, stopped at a deadline, or complete; write the record atomically."""
+"""A run's life, written once for every script: lock its folders; keep or refuse a finished run; train (from
+its checkpoint under --resume); end as interrupted, stopped at a deadline, or complete; write the record
+atomically."""
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,8 +10,9 @@ from common.runfiles.records import finished_record, kept_record, lock_run, writ
 
 @dataclass(frozen=True)
 class RunContext:
-    """What every run of one script call shares: the experiment, the data on the device and its record, the device,
-    and the run options (common.runfiles.flags.RunOptions) with `options`, the dict that records store of them."""
+    """What every run of one script call shares: the experiment, the data on the device and its record, the
+    device, and the run options (common.runfiles.flags.RunOptions) with `options`, the dict that records store
+    of them."""
     experiment: str
     data: dict
     data_record: dict
@@ -32,41 +34,48 @@ class RunFiles:
 
 
 def run_once(files, *, resume, force, train, record, label):
-    """One run, ended the same way in every script. Returns its finished record, or None (stopped at a deadline).
+    """One run, ended the same way in every script. Returns its finished record, or None (stopped at a
+    deadline).
 
-    train(from_checkpoint) -> fit()'s result dict; from_checkpoint is True under --resume when a checkpoint exists.
-    record(result, finished) -> the metrics dict: finished=False for an interrupted run (no test numbers), True for
-    a finished one (the caller tests its selected weights there). The status is set here.
-    - A finished record, without --force: refused in one line, unless --resume. Under --resume it is continued from
-      its checkpoint (to a larger --epochs), or kept as it is when the checkpoint holds no more to do, or is gone
-      (a fresh clone: it is never retrained over). --force trains it again and replaces it.
+    train(from_checkpoint) -> fit()'s result dict; from_checkpoint is True under --resume when a checkpoint
+    exists. record(result, finished) -> the metrics dict: finished=False for an interrupted run (no test
+    numbers), True for a finished one (the caller tests its selected weights there). The status is set here.
+    - A finished record, without --force: refused in one line, unless --resume. Under --resume it is continued
+      from its checkpoint (to a larger --epochs), or kept as it is when the checkpoint holds no more to do, or
+      is gone (a fresh clone: it is never retrained over). --force trains it again and replaces it.
     - SIGTERM (fit's interrupted): the record is written with status 'interrupted', then SystemExit(143).
     - Ctrl-C: one line, SystemExit(130); the last finished epoch is in the checkpoint.
     - A deadline (fit's stopped_at_deadline): one line, None; --resume continues it."""
-    with lock_run(files.metrics.parent, files.checkpoint.parent):   # a second process on this run refuses at once
+    # a second process on this run refuses at once
+    with lock_run(files.metrics.parent, files.checkpoint.parent):
         kept = None if force else finished_record(files.metrics)
         if kept is not None:
             if not resume:
-                raise UserError(f"{files.metrics} already holds a finished run; pass --force to replace it, --resume "
-                                f"to keep it (or extend it to more --epochs), or --out-dir to write elsewhere")
-            if not files.checkpoint.is_file():   # nothing to continue from (a fresh clone): never retrain over it
-                print(f"{label}: finished earlier ({kept.get('epochs_run', '?')} epochs); its metrics are kept", flush=True)
+                raise UserError(f"{files.metrics} already holds a finished run; pass --force to replace it, "
+                                f"--resume to keep it (or extend it to more --epochs), "
+                                f"or --out-dir to write elsewhere")
+            # nothing to continue from (a fresh clone): never retrain over it
+            if not files.checkpoint.is_file():
+                print(f"{label}: finished earlier ({kept.get('epochs_run', '?')} epochs); "
+                      f"its metrics are kept", flush=True)
                 return kept
         try:
             result = train(resume and files.checkpoint.is_file())
         except KeyboardInterrupt:
-            print(f"\n{label}: interrupted; the last finished epoch is saved: rerun with --resume to continue "
-                  f"({files.checkpoint})")
+            print(f"\n{label}: interrupted; the last finished epoch is saved: rerun with --resume to "
+                  f"continue ({files.checkpoint})")
             raise SystemExit(130) from None
         if result.get("interrupted"):
             write_interrupted(files.metrics, record(result, False), files.checkpoint)
             raise SystemExit(143)
         if result.get("stopped_at_deadline"):
-            print(f"{label}: stopped at the deadline after epoch {len(result['history'])}; rerun with --resume to "
-                  f"continue ({files.checkpoint})", flush=True)
+            print(f"{label}: stopped at the deadline after epoch {len(result['history'])}; rerun with "
+                  f"--resume to continue ({files.checkpoint})", flush=True)
             return None
-        if kept_record(files.metrics, result) is not None:   # the checkpoint held the finished run: nothing trained
-            print(f"{label}: finished earlier ({len(result['history'])} epochs); its metrics are kept", flush=True)
+        # the checkpoint held the finished run: nothing trained
+        if kept_record(files.metrics, result) is not None:
+            print(f"{label}: finished earlier ({len(result['history'])} epochs); its metrics are kept",
+                  flush=True)
             return kept
         rec = {**record(result, True), "status": "complete"}
         write_json(files.metrics, rec)

@@ -19,9 +19,9 @@ def _pid_alive(pid):
 
 
 class RunLock:
-    """A lock file per run folder (<folder>/.lock, holding the owner's pid), so that two processes never train
-    into one run folder. Taken with O_EXCL; a lock whose pid is dead (a killed run) is taken over with a notice.
-    Use as a context manager; released on exit, also on an exception."""
+    """A lock file per run folder (<folder>/.lock, holding the owner's pid), so that two processes never
+    train into one run folder. Taken with O_EXCL; a lock whose pid is dead (a killed run) is taken over with a
+    notice. Use as a context manager; released on exit, also on an exception."""
 
     def __init__(self, folder):
         self.path = Path(folder) / ".lock"
@@ -38,18 +38,21 @@ class RunLock:
                     time.sleep(0.05)
                     owner = self._owner()
                 if owner and _pid_alive(owner["pid"]) and owner["pid"] != os.getpid():
-                    raise UserError(f"{self.path.parent} is in use by another process (pid {owner['pid']}, started "
-                                    f"{owner.get('started', '?')}: {owner.get('command', '?')}); wait for it to finish or stop "
-                                    f"it, or use another --out-dir/--run-dir") from None
-                print(f"notice: taking over the stale lock of {self.path.parent} (pid {owner['pid'] if owner else '?'} is not "
-                      f"running)", file=sys.stderr)
+                    raise UserError(f"{self.path.parent} is in use by another process (pid {owner['pid']}, "
+                                    f"started {owner.get('started', '?')}: {owner.get('command', '?')}); "
+                                    "wait for it to finish or stop it, "
+                                    "or use another --out-dir/--run-dir") from None
+                print(f"notice: taking over the stale lock of {self.path.parent} "
+                      f"(pid {owner['pid'] if owner else '?'} is not running)", file=sys.stderr)
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "started": timestamp(), "command": " ".join(sys.argv)[:300]}, f)
+                json.dump({"pid": os.getpid(), "started": timestamp(),
+                           "command": " ".join(sys.argv)[:300]}, f)
             self.held = True
             return self
-        raise UserError(f"could not take the lock {self.path}; delete it if no run is using {self.path.parent}")
+        raise UserError(f"could not take the lock {self.path}; "
+                        f"delete it if no run is using {self.path.parent}")
 
     def _owner(self):
         try:

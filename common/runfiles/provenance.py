@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @lru_cache(maxsize=1)
 def code_version():
-    """The code that makes a record: git commit, whether the work tree had uncommitted changes (untracked files
-    count), and the command line. Taken once per process, at its first call (setup_device makes that call when a
-    script starts), so that a long run names the code it started with. commit and dirty are None outside a git
-    checkout, or where git is not installed."""
+    """The code that makes a record: git commit, whether the work tree had uncommitted changes (untracked
+    files count), and the command line. Taken once per process, at its first call (setup_device makes that
+    call when a script starts), so that a long run names the code it started with. commit and dirty are None
+    outside a git checkout, or where git is not installed."""
     def git(*cmd):
         try:
             out = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True, timeout=20)
@@ -37,8 +37,8 @@ def code_version():
         return out.stdout if out.returncode == 0 else None
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain") if commit else None
-    return {"git_commit": commit.strip() if commit else None, "git_dirty": None if status is None else bool(status.strip()),
-            "argv": redacted_argv(sys.argv)}
+    return {"git_commit": commit.strip() if commit else None,
+            "git_dirty": None if status is None else bool(status.strip()), "argv": redacted_argv(sys.argv)}
 
 
 def redacted_argv(argv):
@@ -53,7 +53,8 @@ def redacted_argv(argv):
 
 
 def environment(device):
-    """What a result depends on besides config and data: device, versions, threads, and the code (code_version)."""
+    """What a result depends on besides config and data: device, versions, threads, and the code
+    (code_version)."""
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
     return {

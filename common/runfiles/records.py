@@ -17,14 +17,16 @@ def experiment_name(base, quick):
 
 
 def run_dirs(out_dir, run_dir, experiment, variant, seed, multi_seed):
-    """(metrics folder, checkpoint path). One seed: <out>/<exp>/<variant>/; several: .../<variant>/seed<k>/."""
+    """(metrics folder, checkpoint path).
+    One seed: <out>/<exp>/<variant>/; several: .../<variant>/seed<k>/."""
     rel = Path(experiment) / variant / (f"seed{seed}" if multi_seed else "")
     return Path(out_dir) / rel, Path(run_dir) / rel / "checkpoint.pt"
 
 
 def lock_run(*folders):
-    """Hold the lock of each folder of one run (its metrics folder and its checkpoint folder) for a with-block: a
-    second process on the same run refuses at once, naming the folder and the process that holds it."""
+    """Hold the lock of each folder of one run (its metrics folder and its checkpoint folder) for a
+    with-block: a second process on the same run refuses at once, naming the folder and the process that
+    holds it."""
     stack = ExitStack()
     try:
         for folder in dict.fromkeys(str(f) for f in folders):   # each once, in order
@@ -39,12 +41,13 @@ def write_interrupted(path, rec, ckpt):
     """metrics.json of a run that SIGTERM stopped: status 'interrupted'; the caller exits 143."""
     rec["status"] = "interrupted"
     write_json(path, rec)
-    print(f"{rec['experiment']} {rec['variant']} seed {rec['seed']}: interrupted (SIGTERM) after epoch {rec['epochs_run']}; "
-          f"checkpoint {ckpt}; continue with the same command and --resume", flush=True)
+    print(f"{rec['experiment']} {rec['variant']} seed {rec['seed']}: interrupted (SIGTERM) after epoch "
+          f"{rec['epochs_run']}; checkpoint {ckpt}; continue with the same command and --resume", flush=True)
 
 
 def finished_record(metrics_path):
-    """The record at metrics_path if it holds a finished run, else None (missing, unreadable, not JSON, not finished)."""
+    """The record at metrics_path if it holds a finished run, else None
+    (missing, unreadable, not JSON, not finished)."""
     try:
         rec = read_json(metrics_path)
     except (OSError, ValueError):
@@ -63,18 +66,22 @@ def guard_finished(metrics_path, *, force, resume):
 
 
 def kept_record(metrics_path, result):
-    """The finished record at metrics_path when fit() trained nothing (--resume met a finished checkpoint), else None.
+    """The finished record at metrics_path when fit() trained nothing (--resume met a finished checkpoint),
+    else None.
 
-    A finished seed met again by --resume keeps its file as it was (its timings and start time), instead of being
-    rewritten with the seconds of a re-test. Kept only if the record matches the checkpoint's history and selection."""
+    A finished seed met again by --resume keeps its file as it was (its timings and start time), instead of
+    being rewritten with the seconds of a re-test. Kept only if the record matches the checkpoint's history
+    and selection."""
     rec = None if result.get("epochs_trained", 1) else finished_record(metrics_path)
-    same = rec is not None and rec.get("epochs_run") == len(result["history"]) and rec.get("best") == result["best"]
+    same = (rec is not None and rec.get("epochs_run") == len(result["history"])
+            and rec.get("best") == result["best"])
     return rec if same else None
 
 
-def metrics_record(experiment, variant, *, config, options, data, device, seed, params, result, started, extra=None):
-    """The metrics.json dict: the protocol (config: the script's frozen config, or a dict), the run options apart
-    (options: RunOptions.record()), data provenance, environment, per-epoch history and selection."""
+def metrics_record(experiment, variant, *, config, options, data, device, seed, params, result, started,
+                   extra=None):
+    """The metrics.json dict: the protocol (config: the script's frozen config, or a dict), the run options
+    apart (options: RunOptions.record()), data provenance, environment, per-epoch history and selection."""
     history = result["history"]
     rec = {
         "experiment": experiment, "variant": variant, "status": "running",
@@ -141,7 +148,8 @@ def write_aggregate(variant_dir, keys):
 
 
 def seed_notes(records):
-    """The runs' notes, each once with its seeds: "a" if every run has note a, else "seed 0: a; seeds 1, 2: b"."""
+    """The runs' notes, each once with its seeds:
+    "a" if every run has note a, else "seed 0: a; seeds 1, 2: b"."""
     by_note = {}
     for r in records:
         if record_note(r):

@@ -35,11 +35,14 @@ def make_storage(storage):
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                                   engine_kwargs={"pool_pre_ping": True})
         except ImportError as e:
-            raise UserError(f"--storage {storage}: the database driver is missing ({e}); pip install -r requirements.txt") from None
+            raise UserError(f"--storage {storage}: the database driver is missing ({e}); "
+                            "pip install -r requirements.txt") from None
         except Exception as e:   # connection refused, bad credentials, unknown database
-            raise UserError(f"--storage {storage}: cannot open the database ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+            raise UserError(f"--storage {storage}: cannot open the database "
+                            f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if "://" in str(storage):
-        raise UserError(f"--storage {storage}: unknown URL scheme; use postgresql://, mysql://, sqlite:/// or a file path")
+        raise UserError(f"--storage {storage}: unknown URL scheme; "
+                        "use postgresql://, mysql://, sqlite:/// or a file path")
     path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))

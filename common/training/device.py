@@ -22,12 +22,14 @@ def pick_device(name):
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError("--device mps was asked for but this torch has no MPS backend; use --device cpu or auto")
+        raise UserError("--device mps was asked for but this torch has no MPS backend; "
+                        "use --device cpu or auto")
     return name
 
 
 def cpu_has_bf16():
-    """Native bf16 matmuls: the CPU has AVX512-BF16 or AMX, and oneDNN (torch's CPU matmul library) may use them.
+    """Native bf16 matmuls: the CPU has AVX512-BF16 or AMX, and oneDNN (torch's CPU matmul library) may
+    use them.
 
     ONEDNN_MAX_CPU_ISA=AVX2 (or any cap below AVX512_CORE_BF16) makes bf16 emulated, about 1 GFLOP/s as on an
     AVX2-only CPU: measured here, against ~138 uncapped; then auto must not pick bf16."""
@@ -36,7 +38,8 @@ def cpu_has_bf16():
     except OSError:
         return False
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    capped = bool(isa) and isa not in ("ALL", "DEFAULT") and not any(k in isa for k in ("BF16", "FP16", "AMX"))
+    capped = (bool(isa) and isa not in ("ALL", "DEFAULT")
+              and not any(k in isa for k in ("BF16", "FP16", "AMX")))
     return ("avx512_bf16" in flags or "amx_bf16" in flags) and not capped
 
 
@@ -82,7 +85,8 @@ def set_malloc(mode):
 
 def setup_device(opts, cpu_bf16_pays=True):
     """(device, precision, malloc kept) from the run options' device, precision, threads and malloc flags
-    (common.runfiles.flags.RunOptions), after applying threads and malloc; the third goes into the record's options."""
+    (common.runfiles.flags.RunOptions), after applying threads and malloc; the third goes into the record's
+    options."""
     code_version()   # the code this run starts with, for its records
     if opts.threads:
         torch.set_num_threads(opts.threads)
