@@ -12,28 +12,36 @@ Search spaces (TPE sampler seeded by --seed, median pruner, early stopping with 
           50 epochs at most
 
 Reproduce:
-    python q2_1_cnn_lstm.py                           # course files in data/rnacompete, else the simulator
+    python q2_1_cnn_lstm.py                     # course files in data/rnacompete, else the simulator
     python q2_1_cnn_lstm.py --data-dir DIR --protein RBFOX1 --trials 20
-    python q2_1_cnn_lstm.py --quick                   # smoke run: 1 trial, 1 epoch, 2,000 probes
-    python q2_1_cnn_lstm.py --resume                  # continue an interrupted search (journal study in runs/)
-    python q2_1_cnn_lstm.py --workers 4               # 4 local processes on one study (threads split, a GPU each)
-    python q2_1_cnn_lstm.py --storage postgresql://user@host/db --resume   # same command on every machine: one study
-    python q2_1_cnn_lstm.py --seeds 0 1 2             # after the search, retrain the selected config per seed
-    python q2_1_cnn_lstm.py --retrain-selected --seeds 0 1 2   # no search: retrain the committed selection per seed
-    python q2_1_cnn_lstm.py --retrain-default --seeds 0 1 2    # the homework default per seed: tuned vs default, with a CI
+    python q2_1_cnn_lstm.py --quick             # smoke run: 1 trial, 1 epoch, 2,000 probes
+    python q2_1_cnn_lstm.py --resume            # continue an interrupted search (journal study in runs/)
+    python q2_1_cnn_lstm.py --workers 4         # 4 local processes on one study (threads split, a GPU each)
+    python q2_1_cnn_lstm.py --storage postgresql://user@host/db --resume
+                                                # same command on every machine: one study
+    python q2_1_cnn_lstm.py --seeds 0 1 2       # after the search, retrain the selected config per seed
+    python q2_1_cnn_lstm.py --retrain-selected --seeds 0 1 2
+                                                # no search: retrain the committed selection per seed
+    python q2_1_cnn_lstm.py --retrain-default --seeds 0 1 2
+                                                # the homework default per seed: tuned vs default, with a CI
 
-Writes figures/q2_1/<model>/metrics.json and trials.csv (seed<k>/ for the retrained selection; <model>_default/seed<k>/
-for the homework default), and figures/q2_1/{loss_curves,val_spearman,search_<model>}.png. On the calibrated simulated
-set, expect test Spearman about 0.58 (default CNN) to 0.61-0.62 (tuned), below its sequence ceiling 0.646 (README).
+Writes figures/q2_1/<model>/metrics.json and trials.csv (seed<k>/ for the retrained selection;
+<model>_default/seed<k>/ for the homework default), and
+figures/q2_1/{loss_curves,val_spearman,search_<model>}.png. On the calibrated simulated set, expect test
+Spearman about 0.58 (default CNN) to 0.61-0.62 (tuned), below its sequence ceiling 0.646 (README).
 """
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from common.reporting.plots_q2 import plot_q2_curves, plot_search
-from common.rna.fit import load_q2, test_report, train_rna
-from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR, build_rna_model
+from common.rna.fit import load_q2, test_report
+from common.rna.models import (
+    HOMEWORK_DEFAULT_BATCH,
+    HOMEWORK_DEFAULT_HP,
+    HOMEWORK_DEFAULT_LR,
+    build_rna_model,
+)
 from common.rna.tuning import (
     EPOCHS,
     Q21Config,
@@ -42,33 +50,51 @@ from common.rna.tuning import (
     best_trial_weights,
     kept_search,
     precision_of,
+    retrain_seed,
     run_trials,
     search_info,
     trial_seconds,
 )
-from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, write_json, write_text
+from common.runfiles.files import (
+    UserError,
+    exit_on_user_error,
+    read_json,
+    source_name,
+    write_json,
+    write_text,
+)
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags
-from common.runfiles.lifecycle import RunContext, RunFiles, run_once
-from common.runfiles.records import experiment_name, finished_record, guard_finished, lock_run, metrics_record, write_aggregate
+from common.runfiles.lifecycle import RunContext
+from common.runfiles.records import (
+    experiment_name,
+    finished_record,
+    guard_finished,
+    lock_run,
+    metrics_record,
+    write_aggregate,
+)
 from common.runfiles.search import finished, quiet, redact
-from common.training.device import seed_everything, setup_device
-from common.training.loop import FitConfig, early_stopped, epoch_printer, stop_on_sigterm
+from common.training.device import setup_device
+from common.training.loop import early_stopped, stop_on_sigterm
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--model", choices=["cnn", "lstm", "both"], default="both", help="which architecture(s) to tune")
+    p.add_argument("--model", choices=["cnn", "lstm", "both"], default="both",
+                   help="which architecture(s) to tune")
     p.add_argument("--data-dir", default=None, help="folder with the course's norm_data.txt + metadata.xlsx "
                    "(default data/rnacompete, falling back to the simulated set)")
-    p.add_argument("--protein", default="RBFOX1", help="protein name from metadata, or an RNAcompete id (RBFOX1 = RNCMPT00168)")
+    p.add_argument("--protein", default="RBFOX1",
+                   help="protein name from metadata, or an RNAcompete id (RBFOX1 = RNCMPT00168)")
     add_search_args(p)
     p.add_argument("--retrain-selected", action="store_true",
-                   help="skip the search: retrain the configuration recorded in figures/q2_1/<model>/metrics.json once "
-                        "per --seeds seed (seed<k>/metrics.json + aggregate.json)")
-    p.add_argument("--retrain-default", action="store_true",
-                   help="skip the search: train the homework default configuration (trial 0 of every search; --lr and "
-                        "--batch-size) once per --seeds seed, with the search's epochs and early stopping, into "
-                        "figures/q2_1/<model>_default/seed<k>/: the baseline of the tuned-vs-default comparison")
+                   help="skip the search: retrain the configuration recorded in "
+                        "figures/q2_1/<model>/metrics.json once per --seeds seed (seed<k>/metrics.json + "
+                        "aggregate.json)")
+    p.add_argument("--retrain-default", action="store_true", help="skip the search: train the homework "
+                   "default configuration (trial 0 of every search; --lr and --batch-size) once per --seeds "
+                   "seed, with the search's epochs and early stopping, into "
+                   "figures/q2_1/<model>_default/seed<k>/: the baseline of the tuned-vs-default comparison")
     add_common_args(p, epochs=None, batch_size=HOMEWORK_DEFAULT_BATCH, lr=HOMEWORK_DEFAULT_LR, quick_epochs=1)
     args, opts = parse_flags(p, argv, options=("data_dir", "storage", "workers", "search_only"))
     if args.retrain_selected and args.retrain_default:
@@ -81,7 +107,6 @@ def parse_args(argv):
     return args, opts
 
 
-
 def search(args, name, ctx):
     """The search of one model -> its record: the selected trial's best epoch, tested once on SetB."""
     opts, device = ctx.opts, ctx.device
@@ -89,8 +114,8 @@ def search(args, name, ctx):
     spec = SearchSpec(model=name, protein=args.protein, seed=args.seed, trials=args.trials,
                       epochs=args.epochs or EPOCHS[name], patience=args.patience,
                       precision=precision_of(opts.precision, device, name), default_lr=args.lr,
-                      default_batch_size=args.batch_size, runs=str(runs), storage=args.storage, workers=args.workers,
-                      threads=opts.threads, data_dir=args.data_dir, quick=args.quick,
+                      default_batch_size=args.batch_size, runs=str(runs), storage=args.storage,
+                      workers=args.workers, threads=opts.threads, data_dir=args.data_dir, quick=args.quick,
                       fresh=not (opts.resume or args.search_only))
     if args.search_only:   # helpers join a shared study and write no metrics: no lock
         runs.mkdir(parents=True, exist_ok=True)
@@ -98,7 +123,7 @@ def search(args, name, ctx):
         study = run_trials(spec, ctx.data, ctx.data_record, device)
         print(f"{name}: {finished(study)} of {args.trials} trials finished in the study", flush=True)
         return None
-    with lock_run(out, runs):   # a second process on this search refuses at once (its --workers are its children)
+    with lock_run(out, runs):   # a second process on this search refuses at once (--workers are its children)
         guard_finished(out / "metrics.json", force=opts.force, resume=opts.resume)
         runs.mkdir(parents=True, exist_ok=True)
         started = time.time()
@@ -110,74 +135,55 @@ def search(args, name, ctx):
         saved = best_trial_weights(spec, best, ctx.data, device)
         history = saved["history"]
         best_epoch = max(history, key=lambda h: h["val_spearman"])
-        config = Q21Config(model=name, protein=args.protein, seed=args.seed, epochs=spec.epochs, patience=args.patience,
-                           precision=spec.precision, hp=saved["hp"], lr=saved["lr"], batch_size=saved["batch_size"],
-                           quick=args.quick, configuration="search selection", search=search_info(study, spec))
+        config = Q21Config(model=name, protein=args.protein, seed=args.seed, epochs=spec.epochs,
+                           patience=args.patience, precision=spec.precision, hp=saved["hp"], lr=saved["lr"],
+                           batch_size=saved["batch_size"], quick=args.quick, configuration="search selection",
+                           search=search_info(study, spec))
         rec = kept_search(finished_record(out / "metrics.json"), finished(study), best.number, history)
-        if rec is not None:   # --resume met a finished study: its record keeps its timings, and the seeds go on
-            print(f"{name}: the search finished earlier (best trial {best.number}); its metrics are kept", flush=True)
+        if rec is not None:   # --resume met a finished study: its record keeps its timings, the seeds go on
+            print(f"{name}: the search finished earlier (best trial {best.number}); its metrics are kept",
+                  flush=True)
         else:
             model = build_rna_model(name, **saved["hp"]).to(device)
-            result = {"history": history, "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]},
+            result = {"history": history,
+                      "best": {"epoch": best_epoch["epoch"], "val_spearman": best_epoch["val_spearman"]},
                       "stopped_early": early_stopped(history, best_epoch["epoch"], args.patience)}
-            rec = metrics_record(ctx.experiment, name, config=config, options=ctx.options, data=ctx.data_record,
-                                 device=device, seed=args.seed, params=sum(p.numel() for p in model.parameters()),
-                                 result=result, started=started, extra={
-                                     "status": "complete", "test": test_report(model, saved["state"], ctx.data["test"]),
+            rec = metrics_record(ctx.experiment, name, config=config, options=ctx.options,
+                                 data=ctx.data_record, device=device, seed=args.seed,
+                                 params=sum(p.numel() for p in model.parameters()), result=result,
+                                 started=started, extra={
+                                     "status": "complete",
+                                     "test": test_report(model, saved["state"], ctx.data["test"]),
                                      "noise_ceiling": ctx.data_record.get("noise_ceiling"),
                                      "search_seconds": time.time() - started,   # this call's wall time
                                      "trial_seconds_total": trial_seconds(study)})
             write_json(out / "metrics.json", rec)
     if args.seeds:   # seed variance of the selected configuration: retrain it once per seed
         retrain_seeds(config, args.seeds, ctx, rec["params"])
-    print(f"{name}: best trial {best.number} {saved['hp']} lr {saved['lr']:.2e} batch {saved['batch_size']}; val "
-          f"Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman "
+    print(f"{name}: best trial {best.number} {saved['hp']} lr {saved['lr']:.2e} batch {saved['batch_size']}; "
+          f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman "
           f"{rec['test']['spearman']:.4f} Pearson {rec['test']['pearson']:.4f} MSE {rec['test']['mse']:.4f}")
     return rec
 
 
 def retrain_seeds(config, seeds, ctx, params, variant=None):
-    """Retrain a configuration (its Q21Config) once per seed: <variant>/seed<k>/metrics.json and aggregate.json
-    (variant: the model's name for its selected configuration, <model>_default for the homework default)."""
-    name, opts, data = config.model, ctx.opts, ctx.data
-    variant = variant or name
-    for seed in seeds:   # each seed through the shared run lifecycle (SIGTERM: an interrupted record, exit 143)
-        files = RunFiles.under(opts.out_dir, opts.run_dir, ctx.experiment, variant, f"seed{seed}")
-        cfg = FitConfig(epochs=config.epochs, batch_size=config.batch_size, seed=seed, select="val_spearman",
-                        patience=config.patience, precision=config.precision)
-        printer = epoch_printer(f"{variant} seed {seed}", cfg.epochs, ("train_loss", "val_loss", "val_spearman"))
-        state = {}
-
-        def train(from_checkpoint, seed=seed, cfg=cfg, files=files, state=state, printer=printer):
-            seed_everything(seed)
-            state["t0"] = time.time()
-            state["model"], res = train_rna(name, config.hp, config.lr, data, cfg, ctx.device, ckpt=files.checkpoint,
-                                            resume=from_checkpoint, on_epoch=printer)
-            return res
-
-        def record_of(res, finished, seed=seed, state=state):
-            extra = {"test": test_report(state["model"], res["best_state"], data["test"]),
-                     "noise_ceiling": ctx.data_record.get("noise_ceiling")} if finished else {}
-            return metrics_record(ctx.experiment, variant, config=replace(config, seed=seed),
-                                  options=ctx.options, data=ctx.data_record, device=ctx.device, seed=seed,
-                                  params=params, result=res, started=state["t0"], extra=extra)
-
-        rec = run_once(files, resume=opts.resume, force=opts.force, train=train, record=record_of,
-                       label=f"{variant} seed {seed}")
-        if rec is not None and "t0" in state:
-            print(f"{variant} seed {seed}: val Spearman {rec['best']['val_spearman']:.4f} (epoch {rec['best']['epoch']}), "
-                  f"test Spearman {rec['test']['spearman']:.4f}, {rec['seconds_per_epoch_median']:.1f} s/epoch", flush=True)
+    """Retrain a configuration (its Q21Config) once per seed: <variant>/seed<k>/metrics.json and
+    aggregate.json (variant: the model's name for its selected configuration, <model>_default for the homework
+    default)."""
+    opts, variant = ctx.opts, variant or config.model
+    for seed in seeds:   # each through the shared run lifecycle (SIGTERM: an interrupted record, exit 143)
+        retrain_seed(config, seed, ctx, params, variant)
     agg = write_aggregate(Path(opts.out_dir) / ctx.experiment / variant,
                           ["test.spearman", "test.pearson", "test.mse", "best.val_spearman"])
-    print(f"{variant}: test Spearman over seeds {agg['seeds']}: {agg['metrics']['test.spearman']['mean']:.4f} "
-          f"± {agg['metrics']['test.spearman']['std']:.4f}")
+    print(f"{variant}: test Spearman over seeds {agg['seeds']}: "
+          f"{agg['metrics']['test.spearman']['mean']:.4f} ± {agg['metrics']['test.spearman']['std']:.4f}")
     return agg
 
 
 def retrain(args, name, ctx):
-    """--retrain-selected: the configuration recorded in <model>/metrics.json, per seed. --retrain-default: the
-    homework default (each search's trial 0) per seed, with the search's epoch budget and early stopping: the
-    baseline that tuning is compared with."""
+    """--retrain-selected: the configuration recorded in <model>/metrics.json, per seed. --retrain-default:
+    the homework default (each search's trial 0) per seed, with the search's epoch budget and early stopping:
+    the baseline that tuning is compared with."""
     opts = ctx.opts
     precision = precision_of(opts.precision, ctx.device, name)
     common = {"model": name, "protein": args.protein, "seed": args.seed, "patience": args.patience,
@@ -198,9 +204,11 @@ def retrain(args, name, ctx):
                            lr=args.lr, batch_size=args.batch_size, configuration="homework default")
         variant = f"{name}_default"
     params = sum(p.numel() for p in build_rna_model(name, **config.hp).parameters())
-    print(f"{name}: training the {config.configuration} {config.hp} lr {config.lr:.2e} batch {config.batch_size} "
-          f"({config.epochs} epochs at most, patience {config.patience}, seeds {args.seeds})")
-    with lock_run(Path(opts.out_dir) / ctx.experiment / variant, Path(opts.run_dir) / ctx.experiment / variant):
+    print(f"{name}: training the {config.configuration} {config.hp} lr {config.lr:.2e} batch "
+          f"{config.batch_size} ({config.epochs} epochs at most, patience {config.patience}, seeds "
+          f"{args.seeds})")
+    with lock_run(Path(opts.out_dir) / ctx.experiment / variant,
+                  Path(opts.run_dir) / ctx.experiment / variant):
         return retrain_seeds(config, args.seeds, ctx, params, variant=variant)
 
 
@@ -212,8 +220,9 @@ def main(argv=None):
     data, record = load_q2(args.data_dir, [args.protein], device, args.quick)
     if "ceilings" in record:
         record["noise_ceiling"] = record["ceilings"][record["proteins"][0]]["noise_ceiling"]
-    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) {record['proteins'][0]}="
-          f"{record['ids'][0]} sizes {record['sizes']}; device {device}, precision {opts.precision} (auto: per model)")
+    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) "
+          f"{record['proteins'][0]}={record['ids'][0]} sizes {record['sizes']}; device {device}, precision "
+          f"{opts.precision} (auto: per model)")
     ctx = RunContext(experiment, data, record, device, opts,
                      options=opts.record(malloc_kept=malloc_kept, storage=redact(args.storage)))
     models = ["cnn", "lstm"] if args.model == "both" else [args.model]
@@ -225,16 +234,16 @@ def main(argv=None):
     if args.search_only:
         return
     exp_dir = Path(opts.out_dir) / experiment
-    done = [m for m in ("cnn", "lstm") if (exp_dir / m / "metrics.json").is_file()]   # also those of earlier calls
+    done = [m for m in ("cnn", "lstm") if (exp_dir / m / "metrics.json").is_file()]   # also earlier calls'
     for path in [plot_q2_curves(exp_dir, done), *[plot_search(exp_dir, m) for m in done]]:
         print(f"figure: {path}")
-    print(f"\n{'model':6s} {'params':>8s} {'val sp':>7s} {'test sp':>7s} {'pearson':>7s} {'mse':>6s} {'s/epoch':>7s} "
-          f"{'ceiling':>7s}")
+    print(f"\n{'model':6s} {'params':>8s} {'val sp':>7s} {'test sp':>7s} {'pearson':>7s} {'mse':>6s} "
+          f"{'s/epoch':>7s} {'ceiling':>7s}")
     for r in recs:
-        print(f"{r['variant']:6s} {r['params']:8,d} {r['best']['val_spearman']:7.4f} {r['test']['spearman']:7.4f} "
-              f"{r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} {r['seconds_per_epoch_median']:7.2f} "
-              f"{r['noise_ceiling'] or float('nan'):7.4f}")
+        print(f"{r['variant']:6s} {r['params']:8,d} {r['best']['val_spearman']:7.4f} "
+              f"{r['test']['spearman']:7.4f} {r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} "
+              f"{r['seconds_per_epoch_median']:7.2f} {r['noise_ceiling'] or float('nan'):7.4f}")
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)   # SIGTERM during a search: one line on stderr, exit 143 (common/rna/tuning.py)
+    exit_on_user_error(main)   # SIGTERM in a search: one stderr line, exit 143 (common/rna/tuning.py)

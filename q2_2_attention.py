@@ -1,33 +1,35 @@
 """Q2.2 — attention on the Q2.1 BiLSTM: does it learn faster and better, and where does it look?
 
 Two settings (--setting), the same epochs, batch order and seeds in every arm; only the pooling differs:
-  default  the homework-default BiLSTM (hidden 64, 1 layer, dropout 0.2, MLP 64, lr 1e-3, batch 64), the setting
-           of the report's claim (attention at validation Spearman 0.60 by epoch 9, mean pooling at 12-15);
-  tuned    the configuration the Q2.1 search selected for the mean-pooling BiLSTM (figures/q2_1/lstm/metrics.json).
-           Its seed 0 is the search's own winning run: compare on seeds 1, 2, 3 and show seed 0 apart.
+  default  the homework-default BiLSTM (hidden 64, 1 layer, dropout 0.2, MLP 64, lr 1e-3, batch 64), the
+           setting of the report's claim (attention at validation Spearman 0.60 by epoch 9, mean pooling at
+           12-15);
+  tuned    the configuration the Q2.1 search selected for the mean-pooling BiLSTM
+           (figures/q2_1/lstm/metrics.json). Its seed 0 is the search's own winning run: compare on seeds
+           1, 2, 3 and show seed 0 apart.
 Variants (--variants):
   lstm                 mean over valid positions (the baseline);
-  lstm_attention       attention pooling: each of --heads heads scores every valid position, softmax over valid
-                       positions only, weighted sum of the BiLSTM states; heads concatenated;
-  lstm_self_attention  one multi-head self-attention block (--self-attention-heads, residual, post-LayerNorm) over
-                       the BiLSTM states, then mean pooling.
+  lstm_attention       attention pooling: each of --heads heads scores every valid position, softmax over
+                       valid positions only, weighted sum of the BiLSTM states; heads concatenated;
+  lstm_self_attention  one multi-head self-attention block (--self-attention-heads, residual, post-LayerNorm)
+                       over the BiLSTM states, then mean pooling.
 
 Reproduce (the issue's design; seeds 1-5 are free of any search's selection):
-    python q2_2_attention.py --setting default --seeds 1 2 3 4 5                        # mean vs 1-head attention
+    python q2_2_attention.py --setting default --seeds 1 2 3 4 5    # mean vs 1-head attention
     python q2_2_attention.py --setting default --variants lstm_attention --heads 2 --seeds 1 2 3
     python q2_2_attention.py --setting default --variants lstm_attention --heads 4 --seeds 1 2 3
     python q2_2_attention.py --setting default --variants lstm_self_attention --seeds 1 2 3
-    python q2_2_attention.py --setting tuned --seeds 1 2 3                              # seed 0 ran earlier
-    python q2_2_attention.py --quick                                                    # smoke run
+    python q2_2_attention.py --setting tuned --seeds 1 2 3          # seed 0 ran earlier
+    python q2_2_attention.py --quick                                # smoke run
 The whole protocol, one run at a time, skipping finished runs: bench/q2_2_queue.sh (from a git worktree).
-Add --resume to continue after an interruption: every epoch writes runs/<experiment>/<folder>/seed<k>/checkpoint.pt,
-and a finished seed keeps its metrics file as it is.
+Add --resume to continue after an interruption: every epoch writes
+runs/<experiment>/<folder>/seed<k>/checkpoint.pt, and a finished seed keeps its metrics file as it is.
 
 Writes figures/<experiment>/<folder>/seed<k>/metrics.json (experiment q2_2_default or q2_2 for tuned; folder
-lstm, lstm_attention[_h<heads>] or lstm_self_attention[_h<heads>]); an attention-pooling seed's record also holds
-where its attention looks (common/rna/attention.py). Then <folder>/aggregate.json and <experiment>/summary.json, both
-from every finished record in the folder, so that the seeds and variants may run in separate calls; make_figures.py
-draws the figures and the comparisons from those files.
+lstm, lstm_attention[_h<heads>] or lstm_self_attention[_h<heads>]); an attention-pooling seed's record also
+holds where its attention looks (common/rna/attention.py). Then <folder>/aggregate.json and
+<experiment>/summary.json, both from every finished record in the folder, so that the seeds and variants may
+run in separate calls; make_figures.py draws the figures and the comparisons from those files.
 """
 import argparse
 import time
@@ -37,10 +39,10 @@ from pathlib import Path
 from common.reporting.q2_2_summary import summarise
 from common.rna.attention import MOTIFS, STATISTIC_VERSION
 from common.rna.attention_record import recompute_attention, where_attention_looks
-from common.rna.fit import load_q2, test_report, train_rna
+from common.rna.fit import load_q2, q2_1_selection, test_report, train_rna
 from common.rna.format import decode
 from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
-from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name
+from common.runfiles.files import exit_on_user_error, source_name
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.records import experiment_name, metrics_record, write_aggregate
@@ -54,20 +56,25 @@ VARIANTS = ("lstm", "lstm_attention", "lstm_self_attention")
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--data-dir", default=None, help="course files folder (default data/rnacompete, else the simulated set)")
+    p.add_argument("--data-dir", default=None,
+                   help="course files folder (default data/rnacompete, else the simulated set)")
     p.add_argument("--protein", default="RBFOX1", help="protein name from metadata")
     p.add_argument("--setting", choices=["default", "tuned"], default="default",
-                   help="default: the homework-default BiLSTM (the report's setting); tuned: Q2.1's selected BiLSTM")
+                   help="default: the homework-default BiLSTM (the report's setting); "
+                        "tuned: Q2.1's selected BiLSTM")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=["lstm", "lstm_attention"],
                    help="which arms to train, each on every seed")
-    p.add_argument("--heads", type=positive_int, default=1, help="heads of attention pooling (lstm_attention)")
+    p.add_argument("--heads", type=positive_int, default=1,
+                   help="heads of attention pooling (lstm_attention)")
     p.add_argument("--self-attention-heads", type=positive_int, default=4,
                    help="heads of the self-attention block (lstm_self_attention); must divide 2 x hidden")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.50, 0.55, 0.58, 0.60, 0.62],
-                   help="fixed validation-Spearman thresholds: epochs to reach each, per seed; the defaults were fixed "
-                        "before the runs, from the calibration run of the homework-default BiLSTM on the default data (it "
-                        "passed 0.50, 0.55, 0.58 and 0.60 at epochs 3, 4, 5 and 8, and peaked near 0.615)")
-    p.add_argument("--q2-1-metrics", default="figures/q2_1/lstm/metrics.json", help="where to read the tuned BiLSTM config")
+                   help="fixed validation-Spearman thresholds: epochs to reach each, per seed; the defaults "
+                        "were fixed before the runs, from the calibration run of the homework-default BiLSTM "
+                        "on the default data (it passed 0.50, 0.55, 0.58 and 0.60 at epochs 3, 4, 5 and 8, "
+                        "and peaked near 0.615)")
+    p.add_argument("--q2-1-metrics", default="figures/q2_1/lstm/metrics.json",
+                   help="where to read the tuned BiLSTM config")
     add_common_args(p, epochs=50, batch_size=HOMEWORK_DEFAULT_BATCH, lr=HOMEWORK_DEFAULT_LR, quick_epochs=2,
                     checkpoint_every=True)
     args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_metrics"))
@@ -80,10 +87,11 @@ def parse_args(argv):
 
 @dataclass(frozen=True)
 class Q22Config:
-    """The protocol values of one Q2.2 run: what its record stores as "config" (run options are stored apart)."""
+    """The protocol values of one Q2.2 run: what its record stores as "config" (run options are stored
+    apart)."""
     setting: str            # default | tuned
     variant: str            # lstm | lstm_attention | lstm_self_attention
-    folder: str             # the arm's folder: lstm, lstm_attention[_h<heads>], lstm_self_attention[_h<heads>]
+    folder: str             # arm folder: lstm, lstm_attention[_h<heads>], lstm_self_attention[_h<heads>]
     seed: int
     epochs: int
     hp: dict                # BiLSTM hyperparameters with the arm's attention_heads / self_attention_heads
@@ -96,15 +104,14 @@ class Q22Config:
 
 
 def setting_config(setting, lr, batch_size, q2_1_metrics):
-    """(model hyperparameters, lr, batch size, where they come from) of --setting (lr, batch_size: the flags')."""
+    """(model hyperparameters, lr, batch size, where they come from) of --setting (lr, batch_size: the
+    flags')."""
     if setting == "default":
-        return dict(HOMEWORK_DEFAULT), lr, batch_size, "homework defaults (lr and batch from --lr, --batch-size)"
-    path = Path(q2_1_metrics)
-    if not path.is_file():
-        raise UserError(f"--setting tuned reads Q2.1's selected BiLSTM from {path}, which is missing: run "
-                        f"`python q2_1_cnn_lstm.py --model lstm` first, pass --q2-1-metrics, or use --setting default")
-    c = read_json(path)["config"]
-    return dict(c["hp"]), c["lr"], c["batch_size"], str(path)
+        return (dict(HOMEWORK_DEFAULT), lr, batch_size,
+                "homework defaults (lr and batch from --lr, --batch-size)")
+    hp, lr, batch_size = q2_1_selection(q2_1_metrics, "lstm", "--setting tuned",
+                                        "pass --q2-1-metrics, or use --setting default")
+    return hp, lr, batch_size, str(q2_1_metrics)
 
 
 def arm(variant, heads, self_attention_heads):
@@ -118,8 +125,8 @@ def arm(variant, heads, self_attention_heads):
 
 
 def train_seed(run, ctx):
-    """One seed of one arm (run: its Q22Config; ctx: the call's RunContext) through the shared run lifecycle -> its
-    metrics record (new, or kept)."""
+    """One seed of one arm (run: its Q22Config; ctx: the call's RunContext) through the shared run lifecycle
+    -> its metrics record (new, or kept)."""
     data, device, opts, seed, hp = ctx.data, ctx.device, ctx.opts, run.seed, run.hp
     files = RunFiles.under(opts.out_dir, opts.run_dir, ctx.experiment, run.folder, f"seed{seed}")
     cfg = FitConfig(epochs=run.epochs, batch_size=run.batch_size, seed=seed, select="val_spearman",
@@ -140,13 +147,15 @@ def train_seed(run, ctx):
         model = state["model"]
         extra = {}
         if finished:
-            extra["test"] = test_report(model, result["best_state"], data["test"])   # also loads the selected weights
+            # also loads the selected weights
+            extra["test"] = test_report(model, result["best_state"], data["test"])
             if hp.get("attention_heads"):
                 extra["attention"] = where_attention_looks(model, data["test"],
                                                            decode(data["test"]["x"], data["test"]["valid"]))
-        return metrics_record(ctx.experiment, run.variant, config=run, options=ctx.options, data=ctx.data_record,
-                              device=device, seed=seed, params=sum(p.numel() for p in model.parameters()),
-                              result=result, started=state["started"], extra=extra)
+        return metrics_record(ctx.experiment, run.variant, config=run, options=ctx.options,
+                              data=ctx.data_record, device=device, seed=seed,
+                              params=sum(p.numel() for p in model.parameters()), result=result,
+                              started=state["started"], extra=extra)
 
     rec = run_once(files, resume=opts.resume, force=opts.force, train=train, record=make_record, label=label)
     if hp.get("attention_heads") and rec.get("attention", {}).get("statistic_version") != STATISTIC_VERSION:
@@ -161,32 +170,36 @@ def main(argv=None):
     stop_on_sigterm()
     data, record = load_q2(args.data_dir, [args.protein], device, args.quick)
     hp, lr, batch_size, hp_source = setting_config(args.setting, args.lr, args.batch_size, args.q2_1_metrics)
-    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) sizes {record['sizes']}; device "
-          f"{device}, precision {precision}; setting {args.setting}: BiLSTM {hp} lr {lr:.2e} batch {batch_size} from "
-          f"{hp_source}")
+    print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) sizes {record['sizes']}; "
+          f"device {device}, precision {precision}; setting {args.setting}: BiLSTM {hp} lr {lr:.2e} batch "
+          f"{batch_size} from {hp_source}")
     ctx = RunContext(experiment, data, record, device, opts, options=opts.record(malloc_kept=malloc_kept))
     out = Path(opts.out_dir) / experiment
     for variant in args.variants:
         folder, arm_hp = arm(variant, args.heads, args.self_attention_heads)
         for seed in args.seeds:
-            train_seed(Q22Config(setting=args.setting, variant=variant, folder=folder, seed=seed, epochs=args.epochs,
-                                 hp={**hp, **arm_hp}, lr=lr, batch_size=batch_size, hp_source=hp_source,
-                                 precision=precision, protein=args.protein, quick=args.quick), ctx)
+            train_seed(Q22Config(setting=args.setting, variant=variant, folder=folder, seed=seed,
+                                 epochs=args.epochs, hp={**hp, **arm_hp}, lr=lr, batch_size=batch_size,
+                                 hp_source=hp_source, precision=precision, protein=args.protein,
+                                 quick=args.quick), ctx)
         write_aggregate(out / folder, AGG_KEYS)
 
     summary = summarise(out, args.thresholds, record)
     print(f"summary: {out / 'summary.json'}; figures: python make_figures.py")
     for folder, v in summary["variants"].items():
         fixed = " ".join(f"{t}:{e}" for t, e in v["epochs_to_fixed_thresholds"].items())
-        print(f"{folder:19s} seeds {v['seeds']}: test Spearman {v['test_spearman_mean']:.4f} ± {v['test_spearman_std']:.4f} "
-              f"(n={len(v['seeds'])}); first epoch at validation thresholds {fixed}")
+        print(f"{folder:19s} seeds {v['seeds']}: test Spearman {v['test_spearman_mean']:.4f} ± "
+              f"{v['test_spearman_std']:.4f} (n={len(v['seeds'])}); "
+              f"first epoch at validation thresholds {fixed}")
         for a in v["attention"]:
-            bins = "; ".join(f"{b['bin']} {b['ratio_to_chance']:.1f}x chance, {b['ratio_to_position_only']:.2f}x position, "
+            bins = "; ".join(f"{b['bin']} {b['ratio_to_chance']:.1f}x chance, "
+                             f"{b['ratio_to_position_only']:.2f}x position, "
                              f"{b['ratio_to_backward_state']:.2f}x backward state, flank contrast "
                              f"{b['flank_contrast'] or float('nan'):.1f} ({b['probes']} probes)"
                              for b in a["single_site_probes_by_position"] if b["probes"])
-            print(f"  seed {a['seed']} attention mass on {'/'.join(MOTIFS)}: {a['attention_mass_on_motif']:.3f} vs chance "
-                  f"{a['chance_fraction']:.3f} ({a['ratio_to_chance']:.1f}x) over {a['probes_with_motif']} test probes; "
+            print(f"  seed {a['seed']} attention mass on {'/'.join(MOTIFS)}: "
+                  f"{a['attention_mass_on_motif']:.3f} vs chance {a['chance_fraction']:.3f} "
+                  f"({a['ratio_to_chance']:.1f}x) over {a['probes_with_motif']} test probes; "
                   f"single sites by position: {bins}")
 
 

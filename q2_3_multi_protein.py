@@ -1,33 +1,37 @@
 """Q2.3 — the homework's multi-protein proposal, implemented: one model for several RNA-binding proteins.
 
-Model (common/rna/multi.py): an RNA encoder and a protein encoder, fused by an elementwise product and a shared MLP
-head that predicts every protein for a probe at once; masked MSE over all (probe, protein) pairs; selection on
-validation Spearman (mean over the training proteins).
+Model (common/rna/multi.py): an RNA encoder and a protein encoder, fused by an elementwise product and a
+shared MLP head that predicts every protein for a probe at once; masked MSE over all (probe, protein) pairs;
+selection on validation Spearman (mean over the training proteins).
 
 Arms, per seed (default seeds 1 2 3: at seed 0 the single RBFOX1 arm would repeat Q2.1's selected run):
-  seen/               one multi-protein model, a learned identity embedding per protein, trained on all proteins
+  seen/               one multi-protein model, a learned identity embedding per protein, trained on all
+                      proteins
   single/<protein>/   one single-protein model per protein (same encoder, lr, batch and stopping rule)
-  fewshot/<protein>/  leave-one-protein-out: a NEW protein given by its own RNAcompete profile (few-shot through a
-                      profile). The profile is the z-scored 5-mer log2-enrichment among the protein's top 1 % probes
-                      of the TRAINING split, so the new protein's training intensities make it; they enter neither the
-                      loss (its column has weight 0) nor model selection (validation averages the other proteins).
-  profile_only.json   the baseline, no learned weights and no seed: each SetB probe scored by its protein's profile
-                      match alone (the sum of the profile over the probe's 5-mers, common/multi.profile_scores).
-Training: at most --epochs 30, early stopping on validation Spearman with --patience 5. A run whose best epoch is its
-last and that did not stop early is recorded as not converged (converged: false).
-Encoder: --encoder-config selected (default) reads Q2.1's selected configuration (hyperparameters, lr, batch size)
-from figures/q2_1/<encoder>/metrics.json; default is the homework default (lr 1e-3, batch 64). --lr and
+  fewshot/<protein>/  leave-one-protein-out: a NEW protein given by its own RNAcompete profile (few-shot
+                      through a profile). The profile is the z-scored 5-mer log2-enrichment among the
+                      protein's top 1 % probes of the TRAINING split, so the new protein's training
+                      intensities make it; they enter neither the loss (its column has weight 0) nor model
+                      selection (validation averages the other proteins).
+  profile_only.json   the baseline, no learned weights and no seed: each SetB probe scored by its protein's
+                      profile match alone (the sum of the profile over the probe's 5-mers,
+                      common/multi.profile_scores).
+Training: at most --epochs 30, early stopping on validation Spearman with --patience 5. A run whose best epoch
+is its last and that did not stop early is recorded as not converged (converged: false).
+Encoder: --encoder-config selected (default) reads Q2.1's selected configuration (hyperparameters, lr, batch
+size) from figures/q2_1/<encoder>/metrics.json; default is the homework default (lr 1e-3, batch 64). --lr and
 --batch-size override either.
 
 Reproduce:
     python q2_3_multi_protein.py                        # simulated set: RBFOX1 + five invented motifs (sim-*)
     python q2_3_multi_protein.py --data-dir DIR --proteins RBFOX1 PUM1 QKI HNRNPA1 SRSF1
     python q2_3_multi_protein.py --quick
-Add --resume after an interruption: every epoch writes runs/q2_3/seed<k>/<arm>/checkpoint.pt; finished arms keep
-their metrics files as they are.
+Add --resume after an interruption: every epoch writes runs/q2_3/seed<k>/<arm>/checkpoint.pt; finished arms
+keep their metrics files as they are.
 
-Writes figures/q2_3/seed<k>/{seen,single/<protein>,fewshot/<protein>}/metrics.json, figures/q2_3/profile_only.json,
-figures/q2_3/summary.json, figures/q2_3/table.md and figures/q2_3/per_protein.png.
+Writes figures/q2_3/seed<k>/{seen,single/<protein>,fewshot/<protein>}/metrics.json,
+figures/q2_3/profile_only.json, figures/q2_3/summary.json, figures/q2_3/table.md and
+figures/q2_3/per_protein.png.
 """
 import argparse
 import sys
@@ -35,38 +39,56 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from common.reporting.plots_q2_3 import plot_q2_3
 from common.reporting.q2_3 import summarise, table
 from common.rna.baselines import profile_only
-from common.rna.fit import DEFAULT_COURSE_DIR, load_q2, predict, resolve_data_dir, test_report, train_rna
-from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
-from common.rna.multi import MultiProteinModel, kmer_descriptors, train_multi
-from common.runfiles.files import UserError, exit_on_user_error, read_json, source_name, write_json, write_text
+from common.rna.fit import (
+    DEFAULT_COURSE_DIR,
+    load_q2,
+    resolve_data_dir,
+    test_report,
+    train_rna,
+)
+from common.rna.multi import (
+    REAL_PROTEINS,
+    MultiProteinModel,
+    default_proteins,
+    encoder_config,
+    kmer_descriptors,
+    per_protein_test,
+    train_multi,
+)
+from common.runfiles.files import (
+    UserError,
+    exit_on_user_error,
+    source_name,
+    write_json,
+    write_text,
+)
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.records import experiment_name, metrics_record
 from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, convergence, epoch_printer, stop_on_sigterm
-from common.training.metrics import regression_report
 
-REAL_PROTEINS = ["RBFOX1", "PUM1", "HNRNPA1", "QKI", "ELAVL1", "SRSF1"]   # default on the real course files
 TOP_FRACTION = 0.01
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--data-dir", default=None, help="course files folder (default data/rnacompete, else the simulated set)")
+    p.add_argument("--data-dir", default=None,
+                   help="course files folder (default data/rnacompete, else the simulated set)")
     p.add_argument("--proteins", nargs="+", default=None,
-                   help=f"protein names from metadata, at least 3 (default: every protein of the simulated set, or "
-                        f"{' '.join(REAL_PROTEINS)} on the course files)")
-    p.add_argument("--holdout", nargs="+", default=None, help="proteins to hold out in turn for few-shot (default: each one)")
+                   help=f"protein names from metadata, at least 3 (default: every protein of the simulated "
+                        f"set, or {' '.join(REAL_PROTEINS)} on the course files)")
+    p.add_argument("--holdout", nargs="+", default=None,
+                   help="proteins to hold out in turn for few-shot (default: each one)")
     p.add_argument("--encoder", choices=["cnn", "lstm"], default="cnn", help="RNA encoder")
     p.add_argument("--encoder-config", choices=["selected", "default"], default="selected",
                    help="selected: Q2.1's selected configuration (--q2-1-dir); default: the homework default")
     p.add_argument("--q2-1-dir", default="figures/q2_1", help="where Q2.1's selected configurations are")
-    p.add_argument("--patience", type=positive_int, default=5, help="early stopping: epochs without a better val Spearman")
+    p.add_argument("--patience", type=positive_int, default=5,
+                   help="early stopping: epochs without a better val Spearman")
     add_common_args(p, epochs=30, batch_size=None, lr=None, quick_epochs=2)
     args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_dir"))
     if args.proteins is not None and len(args.proteins) < 3:
@@ -80,10 +102,10 @@ def parse_args(argv):
     return args, opts
 
 
-
 @dataclass(frozen=True)
 class Q23Config:
-    """The protocol values of one seed's arms: what each arm's record stores as "config" (with its variant)."""
+    """The protocol values of one seed's arms: what each arm's record stores as "config" (with its
+    variant)."""
     seed: int
     encoder: str            # cnn | lstm
     encoder_hp: dict
@@ -98,39 +120,10 @@ class Q23Config:
     variant: str = ""       # set per arm: multi_identity, single_<protein>, fewshot_<protein>
 
 
-def encoder_config(encoder, which, q2_1_dir, lr=None, batch_size=None):
-    """(hyperparameters, lr, batch size, where they come from) of the RNA encoder; lr, batch_size: --lr and
-    --batch-size, which override the configuration's."""
-    if which == "default":
-        hp, lr0, batch0, source = (dict(HOMEWORK_DEFAULT_HP[encoder]), HOMEWORK_DEFAULT_LR, HOMEWORK_DEFAULT_BATCH,
-                                   "homework default")
-    else:
-        path = Path(q2_1_dir) / encoder / "metrics.json"
-        if not path.is_file():
-            raise UserError(f"--encoder-config selected reads Q2.1's selected {encoder} from {path}, which is "
-                            f"missing: run `python q2_1_cnn_lstm.py --model {encoder}` first, or pass "
-                            f"--encoder-config default")
-        c = read_json(path)["config"]
-        hp, lr0, batch0, source = dict(c["hp"]), c["lr"], c["batch_size"], f"Q2.1 selected ({path})"
-    return hp, lr or lr0, batch_size or batch0, source
-
-
-def default_proteins(data_dir):
-    """Every protein of the simulated set, or the real default list on the course files."""
-    sim = Path(data_dir) / "simulation.json"
-    return list(read_json(sim)["proteins"]) if sim.is_file() else list(REAL_PROTEINS)
-
-
-def per_protein_test(model, split, names):
-    model.eval()
-    with torch.inference_mode():
-        p = predict(model, split)
-    return dict(zip(names, regression_report(p, split["y"], split["y_mask"])))
-
-
 def run_arm(run, ctx, folder, train, test_of):
-    """One arm (run: its Q23Config with the arm's variant) through the shared run lifecycle; train(from_checkpoint,
-    ckpt) -> (model, fit result); test_of(model, result) -> the test fields of its record."""
+    """One arm (run: its Q23Config with the arm's variant) through the shared run lifecycle;
+    train(from_checkpoint, ckpt) -> (model, fit result); test_of(model, result) -> the test fields of its
+    record."""
     seed, opts = run.seed, ctx.opts
     files = RunFiles.under(opts.out_dir, opts.run_dir, ctx.experiment, f"seed{seed}", folder)
     state = {}
@@ -143,9 +136,10 @@ def run_arm(run, ctx, folder, train, test_of):
 
     def record(result, finished):
         extra = {"arm": folder, **(test_of(state["model"], result) | convergence(result) if finished else {})}
-        return metrics_record(ctx.experiment, run.variant, config=run, options=ctx.options, data=ctx.data_record,
-                              device=ctx.device, seed=seed, params=sum(p.numel() for p in state["model"].parameters()),
-                              result=result, started=state["started"], extra=extra)
+        return metrics_record(ctx.experiment, run.variant, config=run, options=ctx.options,
+                              data=ctx.data_record, device=ctx.device, seed=seed,
+                              params=sum(p.numel() for p in state["model"].parameters()), result=result,
+                              started=state["started"], extra=extra)
 
     rec = run_once(files, resume=opts.resume, force=opts.force, train=fit_arm, record=record,
                    label=f"seed {seed} {folder}")
@@ -156,7 +150,8 @@ def run_arm(run, ctx, folder, train, test_of):
 
 
 def protocol(run, ctx, names, profiles, holdout):
-    """Every arm of one seed (run: its Q23Config); returns {arm kind: {protein: test Spearman}} and the epochs."""
+    """Every arm of one seed (run: its Q23Config); returns {arm kind: {protein: test Spearman}} and the
+    epochs."""
     P, data, hp = len(names), ctx.data, run.encoder_hp
     cfg = FitConfig(epochs=run.epochs, batch_size=run.batch_size, seed=run.seed, select="val_spearman",
                     precision=run.precision, patience=run.patience)
@@ -181,35 +176,38 @@ def protocol(run, ctx, names, profiles, holdout):
     single = {}
     for j, name in enumerate(names):
         def train_single(from_checkpoint, ckpt, j=j, name=name):
-            return train_rna(run.encoder, hp, run.lr, data, cfg, ctx.device, col=j, on_epoch=log(f"single {name}"),
-                             ckpt=ckpt, resume=from_checkpoint)
+            return train_rna(run.encoder, hp, run.lr, data, cfg, ctx.device, col=j,
+                             on_epoch=log(f"single {name}"), ckpt=ckpt, resume=from_checkpoint)
         single[name] = run_arm(replace(run, variant=f"single_{name}"), ctx, f"single/{name}", train_single,
                                lambda model, result, j=j: {"test": test_report(model, result["best_state"],
                                                                                data["test"], col=j)})
     fewshot = {}
     for name in holdout or names:
         others = [n for n in names if n != name]
-        fewshot[name] = multi(f"fewshot/{name}", f"fewshot_{name}", [names.index(n) for n in others], "profile",
-                              lambda test, name=name, others=others: {"held_out": name, "train_proteins": others,
-                                                                      "held_out_test": test[name]})
+        fewshot[name] = multi(f"fewshot/{name}", f"fewshot_{name}", [names.index(n) for n in others],
+                              "profile", lambda test, name=name, others=others: {
+                                  "held_out": name, "train_proteins": others, "held_out_test": test[name]})
     records = [seen, *single.values(), *fewshot.values()]
     return {"single": {n: r["test"]["spearman"] for n, r in single.items()},
             "multi_seen": {n: seen["test"][n]["spearman"] for n in names},
             "fewshot": {n: r["held_out_test"]["spearman"] for n, r in fewshot.items()},
             "not_converged": [f"seed{run.seed}/{r['arm']}" for r in records if not r["converged"]],
-            "epochs": {r["arm"]: {"best": r["best_epoch"], "run": r["epochs_run"], "stopped_early": r["stopped_early"]}
-                       for r in records}}
+            "epochs": {r["arm"]: {"best": r["best_epoch"], "run": r["epochs_run"],
+                                  "stopped_early": r["stopped_early"]} for r in records}}
 
 
 def main(argv=None):
     args, opts = parse_args(argv)
     stop_on_sigterm()
     experiment = experiment_name("q2_3", args.quick)
-    hp, lr, batch, source = encoder_config(args.encoder, args.encoder_config, args.q2_1_dir, args.lr, args.batch_size)
-    data_dir = resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, args.data_dir is not None)   # may simulate
+    hp, lr, batch, source = encoder_config(args.encoder, args.encoder_config, args.q2_1_dir, args.lr,
+                                           args.batch_size)
+    # may simulate
+    data_dir = resolve_data_dir(args.data_dir or DEFAULT_COURSE_DIR, args.data_dir is not None)
     names = args.proteins or default_proteins(data_dir)
     if len(names) < 3:
-        raise UserError(f"the data set has {len(names)} proteins ({names}); Q2.3 needs at least 3: pass --proteins")
+        raise UserError(f"the data set has {len(names)} proteins ({names}); Q2.3 needs at least 3: "
+                        f"pass --proteins")
     if args.holdout and not set(args.holdout) <= set(names):
         raise UserError(f"--holdout {args.holdout} must be among the proteins {names}")
     # bf16 on CPU pays for the BiLSTM encoder, not for the CNN (measured, common/training/device.py)
@@ -217,9 +215,9 @@ def main(argv=None):
     data, record = load_q2(data_dir, names, device, args.quick)
     names = record["proteins"]
     print(f"data: {source_name(record)} {record['path']} (md5 {record['checksum']}) proteins "
-          f"{dict(zip(names, record['ids']))} sizes {record['sizes']}; device {device}, precision {precision}; "
-          f"encoder {args.encoder} from {source}: {hp}, lr {lr:.3g}, batch {batch}; at most {args.epochs} epochs, "
-          f"patience {args.patience}; seeds {args.seeds}")
+          f"{dict(zip(names, record['ids']))} sizes {record['sizes']}; device {device}, precision "
+          f"{precision}; encoder {args.encoder} from {source}: {hp}, lr {lr:.3g}, batch {batch}; at most "
+          f"{args.epochs} epochs, patience {args.patience}; seeds {args.seeds}")
     ctx = RunContext(experiment, data, record, device, opts, options=opts.record(malloc_kept=malloc_kept))
     base = Path(opts.out_dir) / experiment
     profiles = kmer_descriptors(data["train"], top_fraction=TOP_FRACTION)   # from the training split only
@@ -229,9 +227,9 @@ def main(argv=None):
           + ", ".join(f"{n} {v['test']['spearman']:.4f}" for n, v in baseline["proteins"].items()))
     per_seed = []
     for seed in args.seeds:
-        run = Q23Config(seed=seed, encoder=args.encoder, encoder_hp=hp, lr=lr, batch_size=batch, hp_source=source,
-                        epochs=args.epochs, patience=args.patience, precision=precision, proteins=tuple(names),
-                        quick=args.quick)
+        run = Q23Config(seed=seed, encoder=args.encoder, encoder_hp=hp, lr=lr, batch_size=batch,
+                        hp_source=source, epochs=args.epochs, patience=args.patience, precision=precision,
+                        proteins=tuple(names), quick=args.quick)
         per_seed.append(protocol(run, ctx, names, profiles, args.holdout))
     summary = summarise(names, record["ids"], per_seed, baseline, record, protocol={
         "encoder": args.encoder, "encoder_hp": hp, "lr": lr, "batch_size": batch, "encoder_source": source,
