@@ -176,8 +176,9 @@ def train_variant(cfg_run, setup, multi_seed):
         optimizer = make_adam(model.parameters(), cfg_run.lr, device, capturable=cfg_run.cuda_graphs != "off")
         state.update(model=model, started=time.time(), params=count_params(model), config=replace(
             cfg_run, optimizer=type(optimizer).__name__, fused_adam=optimizer.defaults.get("fused")))
-        return fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device, files.checkpoint,
-                   from_checkpoint, on_epoch, ckpt_every=opts.checkpoint_every)
+        return fit(model, optimizer, loss_of_batch, len(ytr), evaluate, cfg, device,
+                   ckpt_path=files.checkpoint, resume=from_checkpoint, on_epoch=on_epoch,
+                   ckpt_every=opts.checkpoint_every)
 
     return run_once(files, resume=opts.resume, force=opts.force, train=train, record=record,
                     label=f"{setup.experiment} {variant} seed {seed}")

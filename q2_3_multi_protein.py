@@ -163,8 +163,8 @@ def protocol(run, ctx, names, profiles, holdout):
         def train(from_checkpoint, ckpt):
             model = MultiProteinModel(run.encoder, hp, P, protein=protein,
                                       descriptors=profiles if protein == "profile" else None)
-            return model, train_multi(model, data, train_cols, run.lr, cfg, ctx.device, log(folder), ckpt,
-                                      from_checkpoint)
+            return model, train_multi(model, data, train_cols, run.lr, cfg, ctx.device, on_epoch=log(folder),
+                                      ckpt=ckpt, resume=from_checkpoint)
 
         def test_of(model, result):
             model.load_state_dict(result["best_state"])

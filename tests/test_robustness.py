@@ -222,8 +222,8 @@ def test_resume_of_an_early_stopped_run_trains_nothing_and_stays_early_stopped(t
         loss = lambda m, idx: ((m(x[idx]).squeeze(-1) - y[idx]) ** 2).mean()
         score = iter([0.5, 0.4, 0.3, 0.2, 0.1] * 2)   # best at epoch 1, so patience 2 stops after epoch 3
         cfg = FitConfig(epochs=10, batch_size=16, seed=0, select="score", patience=2)
-        return fit(model, opt, loss, 64, lambda m: {"score": next(score)}, cfg, "cpu", tmp_path / "ck.pt",
-                   resume)
+        return fit(model, opt, loss, 64, lambda m: {"score": next(score)}, cfg, "cpu",
+                   ckpt_path=tmp_path / "ck.pt", resume=resume)
 
     first = run(False)
     assert first["stopped_early"] and len(first["history"]) == 3 and first["epochs_trained"] == 3

@@ -65,7 +65,7 @@ def targets(split, col):
     return split["y"][:, col], split["y_mask"][:, col]
 
 
-def train_rna(name, model_hp, lr, data, cfg, device, col=0, on_epoch=None, ckpt=None, resume=False,
+def train_rna(name, model_hp, lr, data, cfg, device, *, col=0, on_epoch=None, ckpt=None, resume=False,
               ckpt_every=1):
     """Train one Q2 model config with the shared loop; select on validation Spearman
     (ckpt: --resume checkpoint)."""
@@ -84,8 +84,8 @@ def train_rna(name, model_hp, lr, data, cfg, device, col=0, on_epoch=None, ckpt=
         return {"val_loss": float(masked_mse(p, yv, ymv)),
                 "val_spearman": masked_spearman(p.flatten(), yv.flatten(), ymv.flatten())}
 
-    result = fit(model, optimizer, loss_of_batch, len(y), evaluate, cfg, device, ckpt, resume, on_epoch,
-                 ckpt_every)
+    result = fit(model, optimizer, loss_of_batch, len(y), evaluate, cfg, device, ckpt_path=ckpt,
+                 resume=resume, on_epoch=on_epoch, ckpt_every=ckpt_every)
     return model, result
 
 

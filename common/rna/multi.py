@@ -116,7 +116,7 @@ class MultiProteinModel(nn.Module):
         return self.head(torch.cat([fused, match.to(fused.dtype)], -1)).squeeze(-1)   # (B, P)
 
 
-def train_multi(model, data, train_cols, lr, cfg, device, on_epoch=None, ckpt=None, resume=False):
+def train_multi(model, data, train_cols, lr, cfg, device, *, on_epoch=None, ckpt=None, resume=False):
     """Masked MSE over (probe, protein) pairs of the training proteins only; select on their mean val
     Spearman."""
     model.to(device)
@@ -134,7 +134,8 @@ def train_multi(model, data, train_cols, lr, cfg, device, on_epoch=None, ckpt=No
         return {"val_loss": float(masked_mse(p, va["y"], va["y_mask"] * cols)),
                 "val_spearman": sum(sp) / len(sp)}
 
-    return fit(model, optimizer, loss_of_batch, len(tr["y"]), evaluate, cfg, device, ckpt, resume, on_epoch)
+    return fit(model, optimizer, loss_of_batch, len(tr["y"]), evaluate, cfg, device, ckpt_path=ckpt,
+               resume=resume, on_epoch=on_epoch)
 
 
 REAL_PROTEINS = ["RBFOX1", "PUM1", "HNRNPA1", "QKI", "ELAVL1", "SRSF1"]   # Q2.3's default on the course files

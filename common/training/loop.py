@@ -243,7 +243,7 @@ def convergence(result):
     return {"best_epoch": best, "converged": bool(result["stopped_early"]) or best < n}
 
 
-def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, ckpt_path=None, resume=False,
+def fit(model, optimizer, loss_of_batch, n_train, evaluate, cfg, device, *, ckpt_path=None, resume=False,
         on_epoch=None, ckpt_every=1):
     """Train for cfg.epochs, evaluating after each epoch; keep the best state by cfg.select (validation).
 
