@@ -52,10 +52,10 @@ def parse_args(argv):
                    help="BloodMNIST npz to use (else $BLOODMNIST_NPZ, data/bloodmnist.npz, download)")
     p.add_argument("--data-dir", default="data", help="where the downloaded npz is cached")
     add_common_args(p, epochs=None, batch_size=HOMEWORK_PROTOCOL["batch_size"], lr=HOMEWORK_PROTOCOL["lr"],
-                    quick_epochs=1, checkpoints=False)
+                    quick_epochs=1, checkpoints=False, seed_list="0-19 (0-2 with --quick)")
     args, opts = parse_flags(p, argv, options=("npz", "data_dir"))
-    if args.seeds is None:
-        args.seeds = [0, 1, 2] if args.quick else list(range(20))
+    if args.seeds is None:   # --seed N: that one seed
+        args.seeds = ([0, 1, 2] if args.quick else list(range(20))) if args.seed is None else [args.seed]
     return args, opts
 
 

@@ -158,8 +158,8 @@ def search(args, name, ctx):
                                      "search_seconds": time.time() - started,   # this call's wall time
                                      "trial_seconds_total": trial_seconds(study)})
             write_json(out / "metrics.json", rec)
-    if args.seeds:   # seed variance of the selected configuration: retrain it once per seed
-        retrain_seeds(config, args.seeds, ctx, rec["params"])
+        if args.seeds:   # seed variance of the selected configuration, under the search's lock
+            retrain_seeds(config, args.seeds, ctx, rec["params"])
     print(f"{name}: best trial {best.number} {saved['hp']} lr {saved['lr']:.2e} batch {saved['batch_size']}; "
           f"val Spearman {best_epoch['val_spearman']:.4f} (epoch {best_epoch['epoch']}); test Spearman "
           f"{rec['test']['spearman']:.4f} Pearson {rec['test']['pearson']:.4f} MSE {rec['test']['mse']:.4f}")

@@ -76,10 +76,11 @@ def parse_args(argv):
     p.add_argument("--q2-1-metrics", default="figures/q2_1/lstm/metrics.json",
                    help="where to read the tuned BiLSTM config")
     add_common_args(p, epochs=50, batch_size=HOMEWORK_DEFAULT_BATCH, lr=HOMEWORK_DEFAULT_LR, quick_epochs=2,
-                    checkpoint_every=True)
+                    checkpoint_every=True, seed_list="1-5, or 1-3 with --setting tuned")
     args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_metrics"))
-    if args.seeds is None:
-        args.seeds = [1, 2, 3, 4, 5] if args.setting == "default" else [1, 2, 3]
+    if args.seeds is None:   # --seed N: that one seed; neither: the setting's seeds
+        default = [1, 2, 3, 4, 5] if args.setting == "default" else [1, 2, 3]
+        args.seeds = default if args.seed is None else [args.seed]
     if args.quick:
         args.seeds = args.seeds[:2]
     return args, opts

@@ -34,7 +34,6 @@ figures/q2_3/profile_only.json, figures/q2_3/summary.json, figures/q2_3/table.md
 figures/q2_3/per_protein.png.
 """
 import argparse
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,14 +88,14 @@ def parse_args(argv):
     p.add_argument("--q2-1-dir", default="figures/q2_1", help="where Q2.1's selected configurations are")
     p.add_argument("--patience", type=positive_int, default=5,
                    help="early stopping: epochs without a better val Spearman")
-    add_common_args(p, epochs=30, batch_size=None, lr=None, quick_epochs=2)
+    add_common_args(p, epochs=30, batch_size=None, lr=None, quick_epochs=2, seed_list="1 2 3")
     args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_dir"))
     if args.proteins is not None and len(args.proteins) < 3:
         p.error("--proteins needs at least 3 names (two to train on while one is held out)")
     if args.holdout and args.proteins and not set(args.holdout) <= set(args.proteins):
         p.error(f"--holdout {args.holdout} must be among --proteins {args.proteins}")
-    if args.seeds is None and "--seed" not in (sys.argv[1:] if argv is None else argv):
-        args.seeds = [1, 2, 3]
+    if args.seeds is None:   # --seed N: that one seed; neither: seeds 1-3
+        args.seeds = [1, 2, 3] if args.seed is None else [args.seed]
     if args.quick:
         args.seeds = args.seeds[:1]
     return args, opts

@@ -314,3 +314,32 @@ def test_each_script_offers_only_the_flags_it_honours(script, absent, capsys, mo
     text = capsys.readouterr().out
     assert "--epochs" in text and "--quick" in text and "--force" in text
     assert not [f for f in absent if f in text], f"{script} offers flags it ignores"
+
+
+@pytest.mark.parametrize("script, default", [("q2_3_multi_protein.py", [1, 2, 3]),
+                                             ("q2_2_attention.py", [1, 2, 3, 4, 5]),
+                                             ("q1_softmax_study.py", list(range(20)))])
+def test_seed_gives_that_one_seed_in_scripts_with_a_seed_list(script, default, monkeypatch):
+    """--seed N (or --seed=N) runs that seed; no flag runs the script's seed list (no argv inspection)."""
+    monkeypatch.setattr(sys, "argv", [script])
+    module = runpy.run_path(str(Path(ROOT) / script), run_name="not_main")
+    assert module["parse_args"]([])[0].seeds == default
+    for argv in (["--seed", "4"], ["--seed=4"], ["--seed", "4", "--quick"]):
+        assert module["parse_args"](argv)[0].seeds == [4]
+
+
+def test_force_with_resume_on_a_finished_run_returns_its_record(tmp_path):
+    """--force --resume on a finished run whose checkpoint holds nothing more to train keeps and returns the
+    record (run_once returned None there, which callers took for a deadline stop)."""
+    from common.runfiles.files import write_json
+    from common.runfiles.lifecycle import RunFiles, run_once
+    files = RunFiles.under(tmp_path / "f", tmp_path / "r", "exp", "v")
+    history = [{"epoch": 1, "seconds": 1.0}]
+    rec = {"status": "complete", "epochs_run": 1, "best": {"epoch": 1}, "history": history}
+    write_json(files.metrics, rec)
+    files.checkpoint.parent.mkdir(parents=True)
+    files.checkpoint.write_bytes(b"x")
+    result = {"history": history, "best": {"epoch": 1}, "epochs_trained": 0}
+    out = run_once(files, resume=True, force=True, train=lambda from_checkpoint: result,
+                   record=lambda res, finished: {"new": True}, label="t")
+    assert out == rec

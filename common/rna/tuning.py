@@ -277,6 +277,10 @@ def best_trial_weights(spec, best, data, device):
                     patience=spec.patience, precision=spec.precision)
     seed_everything(spec.seed)
     _, result = train_rna(spec.model, hp, lr, data, cfg, device)
+    if result["interrupted"]:   # SIGTERM during the retrain: no truncated weights file, no record
+        print(f"interrupted: retraining trial {best.number} stopped by SIGTERM; rerun with --resume",
+              file=sys.stderr, flush=True)
+        raise SystemExit(143)
     saved = {"hp": hp, "lr": lr, "batch_size": batch_size, "state": result["best_state"],
              "history": result["history"]}
     save_torch(path, saved)

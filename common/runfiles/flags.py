@@ -28,7 +28,7 @@ def positive_float(text):
 
 
 def add_common_args(p, *, epochs, batch_size, lr, quick_epochs, checkpoints=True, checkpoint_every=False,
-                    channels_last=False):
+                    channels_last=False, seed_list=None):
     """The shared flags, in groups; a script is offered only the flags it honours. Defaults are the homework
     protocol.
 
@@ -45,8 +45,9 @@ def add_common_args(p, *, epochs, batch_size, lr, quick_epochs, checkpoints=True
                    help=f"minibatch size (default {batch_size or 'from the configuration, see above'})")
     g.add_argument("--lr", type=positive_float, default=lr,
                    help=f"Adam learning rate (default {lr or 'from the configuration, see above'})")
-    g.add_argument("--seed", type=int, default=0,
-                   help="seed for random, numpy, torch and batch order (default 0)")
+    g.add_argument("--seed", type=int, default=None if seed_list else 0,
+                   help="seed for random, numpy, torch and batch order (default "
+                        + (f"{seed_list}: a run per seed" if seed_list else "0") + ")")
     g.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="several seeds: one run per seed under <variant>/seed<k>/, plus "
                         "<variant>/aggregate.json (mean ± std)")

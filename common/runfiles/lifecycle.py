@@ -73,10 +73,11 @@ def run_once(files, *, resume, force, train, record, label):
                   f"--resume to continue ({files.checkpoint})", flush=True)
             return None
         # the checkpoint held the finished run: nothing trained
-        if kept_record(files.metrics, result) is not None:
+        same = kept_record(files.metrics, result)   # also under --force --resume, where kept is None
+        if same is not None:
             print(f"{label}: finished earlier ({len(result['history'])} epochs); its metrics are kept",
                   flush=True)
-            return kept
+            return same
         rec = {**record(result, True), "status": "complete"}
         write_json(files.metrics, rec)
         return rec
