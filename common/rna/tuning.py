@@ -250,8 +250,7 @@ def search_info(study, spec):
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
     return {"trials": finished(study), "best_trial": study.best_trial.number,
             "failed_and_retried": len(failed), "sampler": "TPE", "pruner": "median",
-            "study": study.study_name,
-            "storage": "database" if is_url(spec.storage or "") else "journal file", "workers": spec.workers}
+            "study": study.study_name}   # storage (redacted), workers: in "options"
 
 
 def trial_seconds(study):

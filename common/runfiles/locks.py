@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from common.runfiles.files import UserError, timestamp
+from common.runfiles.provenance import redacted_argv
 
 
 def _pid_alive(pid):
@@ -48,7 +49,7 @@ class RunLock:
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": os.getpid(), "started": timestamp(),
-                           "command": " ".join(sys.argv)[:300]}, f)
+                           "command": " ".join(redacted_argv(sys.argv))[:300]}, f)
             self.held = True
             return self
         raise UserError(f"could not take the lock {self.path}; "
