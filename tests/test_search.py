@@ -145,7 +145,8 @@ def test_two_workers_share_a_postgresql_study(sim_dir, tmp_path, postgres_url):
     done = check_trials(the_study(postgres_url), 4)
     assert {t.user_attrs["worker"] for t in done} == {0, 1}
     m = (tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json").read_text()
-    assert '"storage": "database"' in m and "postgres@" not in m          # no credentials or hosts in results
+    # the storage is a run option, recorded with its scheme only: no credentials or hosts in results
+    assert '"storage": "postgresql+psycopg2://..."' in m and "postgres@" not in m
     # a second machine joining with --search-only and a larger budget adds exactly the missing trials
     run = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick",
                           "--model", "cnn", "--trials", "5", "--storage", postgres_url, "--search-only",
