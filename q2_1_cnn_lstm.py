@@ -15,15 +15,12 @@ Reproduce:
     python q2_1_cnn_lstm.py                     # course files in data/rnacompete, else the simulator
     python q2_1_cnn_lstm.py --data-dir DIR --protein RBFOX1 --trials 20
     python q2_1_cnn_lstm.py --quick             # smoke run: 1 trial, 1 epoch, 2,000 probes
-    python q2_1_cnn_lstm.py --resume            # continue an interrupted search (journal study in runs/)
+    python q2_1_cnn_lstm.py --resume            # continue from its runs/ journal study (keeps a finished one)
     python q2_1_cnn_lstm.py --workers 4         # 4 local processes on one study (threads split, a GPU each)
-    python q2_1_cnn_lstm.py --storage postgresql://user@host/db --resume
-                                                # same command on every machine: one study
+    python q2_1_cnn_lstm.py --storage postgresql://user@host/db --resume   # every machine: one study
     python q2_1_cnn_lstm.py --seeds 0 1 2       # after the search, retrain the selected config per seed
-    python q2_1_cnn_lstm.py --retrain-selected --seeds 0 1 2
-                                                # no search: retrain the committed selection per seed
-    python q2_1_cnn_lstm.py --retrain-default --seeds 0 1 2
-                                                # the homework default per seed: tuned vs default, with a CI
+    python q2_1_cnn_lstm.py --retrain-selected --seeds 0 1 2   # no search: the committed selection per seed
+    python q2_1_cnn_lstm.py --retrain-default --seeds 0 1 2    # the homework default per seed (the baseline)
 
 Writes figures/q2_1/<model>/metrics.json and trials.csv (seed<k>/ for the retrained selection;
 <model>_default/seed<k>/ for the homework default), and
@@ -34,21 +31,22 @@ import argparse
 import time
 from pathlib import Path
 
-from common.reporting.plots_q2 import plot_q2_curves, plot_search
+from common.reporting.plots_q2 import plot_q2_curves, plot_search, search_table
 from common.rna.fit import load_q2, test_report
 from common.rna.models import (
+    EPOCH_CAP,
     HOMEWORK_DEFAULT_BATCH,
     HOMEWORK_DEFAULT_HP,
     HOMEWORK_DEFAULT_LR,
     build_rna_model,
 )
 from common.rna.tuning import (
-    EPOCHS,
     Q21Config,
     SearchSpec,
     add_search_args,
     best_trial_weights,
     kept_search,
+    kept_without_study,
     precision_of,
     retrain_seed,
     run_trials,
@@ -63,7 +61,7 @@ from common.runfiles.files import (
     write_json,
     write_text,
 )
-from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags
+from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, refuse_flags
 from common.runfiles.lifecycle import RunContext
 from common.runfiles.records import (
     experiment_name,
@@ -102,6 +100,8 @@ def parse_args(argv):
     for flag in ("retrain_selected", "retrain_default"):
         if getattr(args, flag) and not args.seeds:
             p.error(f"--{flag.replace('_', '-')} needs --seeds, e.g. --seeds 0 1 2")
+    if args.retrain_selected:
+        refuse_flags(p, argv, ["lr", "batch_size"], "--retrain-selected trains the recorded selection's own")
     if args.trials is None:
         args.trials = 1 if args.quick else 20
     return args, opts
@@ -112,11 +112,17 @@ def search(args, name, ctx):
     opts, device = ctx.opts, ctx.device
     out, runs = Path(opts.out_dir) / ctx.experiment / name, Path(opts.run_dir) / ctx.experiment / name
     spec = SearchSpec(model=name, protein=args.protein, seed=args.seed, trials=args.trials,
-                      epochs=args.epochs or EPOCHS[name], patience=args.patience,
+                      epochs=args.epochs or EPOCH_CAP[name], patience=args.patience,
                       precision=precision_of(opts.precision, device, name), default_lr=args.lr,
                       default_batch_size=args.batch_size, runs=str(runs), storage=args.storage,
                       workers=args.workers, threads=opts.threads, data_dir=args.data_dir, quick=args.quick,
                       fresh=not (opts.resume or args.search_only))
+    if opts.resume and not (opts.force or args.search_only):
+        kept = kept_without_study(spec, out / "metrics.json", ctx.data_record["checksum"])
+        if kept is not None:   # the seeds go on from the record's selection
+            if args.seeds:
+                retrain(args, name, ctx, selected=True)
+            return kept
     if args.search_only:   # helpers join a shared study and write no metrics: no lock
         runs.mkdir(parents=True, exist_ok=True)
         quiet()
@@ -180,7 +186,7 @@ def retrain_seeds(config, seeds, ctx, params, variant=None):
     return agg
 
 
-def retrain(args, name, ctx):
+def retrain(args, name, ctx, selected=False):
     """--retrain-selected: the configuration recorded in <model>/metrics.json, per seed. --retrain-default:
     the homework default (each search's trial 0) per seed, with the search's epoch budget and early stopping:
     the baseline that tuning is compared with."""
@@ -188,7 +194,7 @@ def retrain(args, name, ctx):
     precision = precision_of(opts.precision, ctx.device, name)
     common = {"model": name, "protein": args.protein, "seed": args.seed, "patience": args.patience,
               "precision": precision, "quick": args.quick}
-    if args.retrain_selected:
+    if selected or args.retrain_selected:
         path = Path(opts.out_dir) / ctx.experiment / name / "metrics.json"
         if not path.is_file():
             raise UserError(f"--retrain-selected needs {path}; run the search first (python q2_1_cnn_lstm.py "
@@ -200,15 +206,15 @@ def retrain(args, name, ctx):
                            selected_data_checksum=searched["data"].get("checksum"))
         variant = name
     else:
-        config = Q21Config(**common, epochs=args.epochs or EPOCHS[name], hp=dict(HOMEWORK_DEFAULT_HP[name]),
+        config = Q21Config(**common, epochs=args.epochs or EPOCH_CAP[name],
+                           hp=dict(HOMEWORK_DEFAULT_HP[name]),
                            lr=args.lr, batch_size=args.batch_size, configuration="homework default")
         variant = f"{name}_default"
     params = sum(p.numel() for p in build_rna_model(name, **config.hp).parameters())
     print(f"{name}: training the {config.configuration} {config.hp} lr {config.lr:.2e} batch "
           f"{config.batch_size} ({config.epochs} epochs at most, patience {config.patience}, seeds "
           f"{args.seeds})")
-    with lock_run(Path(opts.out_dir) / ctx.experiment / variant,
-                  Path(opts.run_dir) / ctx.experiment / variant):
+    with lock_run(*(Path(d) / ctx.experiment / variant for d in (opts.out_dir, opts.run_dir))):
         return retrain_seeds(config, args.seeds, ctx, params, variant=variant)
 
 
@@ -237,12 +243,7 @@ def main(argv=None):
     done = [m for m in ("cnn", "lstm") if (exp_dir / m / "metrics.json").is_file()]   # also earlier calls'
     for path in [plot_q2_curves(exp_dir, done), *[plot_search(exp_dir, m) for m in done]]:
         print(f"figure: {path}")
-    print(f"\n{'model':6s} {'params':>8s} {'val sp':>7s} {'test sp':>7s} {'pearson':>7s} {'mse':>6s} "
-          f"{'s/epoch':>7s} {'ceiling':>7s}")
-    for r in recs:
-        print(f"{r['variant']:6s} {r['params']:8,d} {r['best']['val_spearman']:7.4f} "
-              f"{r['test']['spearman']:7.4f} {r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} "
-              f"{r['seconds_per_epoch_median']:7.2f} {r['noise_ceiling'] or float('nan'):7.4f}")
+    print(search_table(recs))
 
 
 if __name__ == "__main__":

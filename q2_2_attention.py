@@ -43,7 +43,7 @@ from common.rna.fit import load_q2, q2_1_selection, test_report, train_rna
 from common.rna.format import decode
 from common.rna.models import HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
 from common.runfiles.files import exit_on_user_error, source_name
-from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
+from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int, refuse_flags
 from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.records import experiment_name, metrics_record, write_aggregate
 from common.training.device import seed_everything, setup_device
@@ -83,6 +83,8 @@ def parse_args(argv):
         args.seeds = default if args.seed is None else [args.seed]
     if args.quick:
         args.seeds = args.seeds[:2]
+    if args.setting == "tuned":
+        refuse_flags(p, argv, ["lr", "batch_size"], "--setting tuned trains Q2.1's selection with its own")
     return args, opts
 
 

@@ -32,11 +32,15 @@ def imports_in(source, module, is_package=False):
             if node.level:
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             if base.startswith("common"):
-                # `from common.rna import binding` imports the module common.rna.binding
-                out |= {f"{base}.{a.name}"
-                        if (COMMON.parent / f"{base}.{a.name}".replace(".", "/")).with_suffix(".py").is_file()
-                        else base for a in node.names}
+                # `from common.rna import binding` imports the module common.rna.binding, and
+                # `from common import rna` the package common.rna (its __init__)
+                out |= {f"{base}.{a.name}" if is_module(f"{base}.{a.name}") else base for a in node.names}
     return {m for m in out if m != "common"}
+
+
+def is_module(dotted):
+    path = COMMON.parent / dotted.replace(".", "/")
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def graph():
@@ -97,10 +101,13 @@ def test_the_cycle_finder_finds_cycles(edges, cycle):
 def test_an_added_upward_import_is_caught():
     """A runfiles module importing reporting (absolute, relative, inside a function): each is an upward
     import."""
-    for src in ("from common.reporting import stats\n", "from ..reporting.stats import welch_diff\n",
-                "def f():\n    import common.reporting.stats\n"):
+    for src, module in (("from common.reporting import stats\n", "common.reporting.stats"),
+                        ("from ..reporting.stats import welch_diff\n", "common.reporting.stats"),
+                        ("def f():\n    import common.reporting.stats\n", "common.reporting.stats"),
+                        ("from common import reporting\n", "common.reporting"),
+                        ("from .. import reporting\n", "common.reporting")):
         found = imports_in(src, "common.runfiles.probe")
-        assert found == {"common.reporting.stats"}, (src, found)
+        assert found == {module}, (src, found)
         assert all(layer(n) > layer("common.runfiles.probe") for n in found)
 
 

@@ -3,6 +3,7 @@
 Run: python -m pytest -q tests/test_q2.py
 """
 import json
+import shutil
 import subprocess
 import sys
 
@@ -292,6 +293,23 @@ def test_q2_1_smoke_run_and_cli_errors(sim_dir, tmp_path):
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "finished earlier" in again.stdout, again.stderr
     assert (tmp_path / "f" / "q2_1_quick" / "cnn_default" / "seed0" / "metrics.json").read_text() == before
+    # a fresh clone (no runs/: no journal, no checkpoints): --resume keeps the finished search and its seeds
+    search_rec = tmp_path / "f" / "q2_1_quick" / "cnn" / "metrics.json"
+    kept = {p: p.read_text() for p in (search_rec, search_rec.parent / "seed0" / "metrics.json")}
+    shutil.rmtree(tmp_path / "r")
+    again = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick",
+                            "--model", "cnn", "--resume", "--seeds", "0", *out],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "search finished earlier" in again.stdout and "(worker" not in again.stdout, again.stdout
+    assert not (tmp_path / "r" / "q2_1_quick" / "cnn" / "optuna.journal").exists()   # no new study
+    assert all(p.read_text() == text for p, text in kept.items())
+    # ... but a finished search on other data is not resumed over
+    search_rec.write_text(search_rec.read_text().replace(searched["data"]["checksum"], "0" * 32))
+    bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir), "--quick",
+                          "--model", "cnn", "--resume", *out], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and "on other data" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([sys.executable, "q2_1_cnn_lstm.py", "--data-dir", str(sim_dir),
                           "--retrain-selected", "--seeds", "0", "--out-dir", str(tmp_path / "empty"),
                           "--device", "cpu"],

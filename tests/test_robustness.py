@@ -328,6 +328,26 @@ def test_seed_gives_that_one_seed_in_scripts_with_a_seed_list(script, default, m
         assert module["parse_args"](argv)[0].seeds == [4]
 
 
+@pytest.mark.parametrize("script, mode, argv, named", [
+    ("q2_1_cnn_lstm.py", ["--retrain-selected", "--seeds", "1"], ["--lr", "0.01"], "--lr"),
+    ("q2_1_cnn_lstm.py", ["--retrain-selected", "--seeds", "1"], ["--batch=128"], "--batch-size"),
+    ("q2_1_cnn_lstm.py", ["--retrain-selected", "--seeds", "1"], ["--lr", "1e-3", "--batch-size", "64"],
+     "--lr and --batch-size"),
+    ("q2_2_attention.py", ["--setting", "tuned"], ["--lr", "0.002"], "--lr")])
+def test_a_flag_that_a_mode_would_ignore_is_refused_in_one_line(script, mode, argv, named, monkeypatch,
+                                                                capsys):
+    """--lr/--batch-size under a mode that trains a recorded selection with its own: a one-line error
+    (also for an abbreviated flag, --flag=value, or a value equal to the default); without them the mode
+    parses."""
+    monkeypatch.setattr(sys, "argv", [script])
+    module = runpy.run_path(str(Path(ROOT) / script), run_name="not_main")
+    with pytest.raises(SystemExit) as e:
+        module["parse_args"](mode + argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{named} would be ignored" in err and "Traceback" not in err
+    assert module["parse_args"](mode)[0].lr is not None
+
+
 def test_force_with_resume_on_a_finished_run_returns_its_record(tmp_path):
     """--force --resume on a finished run whose checkpoint holds nothing more to train keeps and returns the
     record (run_once returned None there, which callers took for a deadline stop)."""

@@ -230,3 +230,15 @@ def plot_attention_maps(exp_dir):
                  f"({d['checksum'][:8]}), seed {att['seed']}", fontsize=9)
     fig.tight_layout()
     return finish(fig, exp_dir / "attention_maps.png")
+
+
+def search_table(recs):
+    """The searches' console table: parameters, validation and test numbers, speed, noise ceiling."""
+    lines = [f"\n{'model':6s} {'params':>8s} {'val sp':>7s} {'test sp':>7s} {'pearson':>7s} {'mse':>6s} "
+             f"{'s/epoch':>7s} {'ceiling':>7s}"]
+    for r in recs:
+        lines.append(f"{r['variant']:6s} {r['params']:8,d} {r['best']['val_spearman']:7.4f} "
+                     f"{r['test']['spearman']:7.4f} {r['test']['pearson']:7.4f} {r['test']['mse']:6.3f} "
+                     f"{r.get('seconds_per_epoch_median') or float('nan'):7.2f} "
+                     f"{r.get('noise_ceiling') or float('nan'):7.4f}")
+    return "\n".join(lines)

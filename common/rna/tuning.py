@@ -12,11 +12,11 @@ import torch
 from optuna.study import MaxTrialsCallback
 
 from common.rna.fit import load_q2, test_report, train_rna
-from common.rna.models import EPOCH_CAP, HOMEWORK_DEFAULT_HP
-from common.runfiles.files import load_torch, save_torch
+from common.rna.models import HOMEWORK_DEFAULT_HP
+from common.runfiles.files import UserError, load_torch, save_torch
 from common.runfiles.flags import positive_int
 from common.runfiles.lifecycle import RunFiles, run_once
-from common.runfiles.records import metrics_record
+from common.runfiles.records import finished_record, metrics_record
 from common.runfiles.search import (
     FINISHED,
     fail_and_retry_orphans,
@@ -24,14 +24,14 @@ from common.runfiles.search import (
     is_url,
     make_storage,
     quiet,
+    redact,
     split_trials,
+    stored_trials,
     worker_device,
     worker_threads,
 )
 from common.training.device import resolve_precision, seed_everything
 from common.training.loop import STOP, FitConfig, epoch_printer
-
-EPOCHS = EPOCH_CAP   # at most, per trial
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,31 @@ def suggest(trial, name):
             trial.suggest_categorical("batch_size", [64, 128, 256, 512]))
 
 
+def name_of_study(spec, checksum):
+    return f"{spec.model}-{spec.protein}-{checksum[:8]}-seed{spec.seed}-ep{spec.epochs}"
+
+
+def kept_without_study(spec, metrics_path, checksum):
+    """--resume, a finished search record, its study not in the storage (a fresh clone has no journal): the
+    record, kept (a new search would replace it); else None. A finished record of other data is refused."""
+    rec = finished_record(metrics_path)
+    if rec is None:
+        return None
+    if rec.get("data", {}).get("checksum") != checksum:
+        raise UserError(f"{metrics_path} holds a finished search on other data (md5 "
+                        f"{rec.get('data', {}).get('checksum')}); pass --force to replace it, or --out-dir")
+    storage = spec.storage or Path(spec.runs) / "optuna.journal"
+    if stored_trials(storage, name_of_study(spec, checksum)):
+        return None
+    print(f"{spec.model}: the search finished earlier, its metrics are kept ({metrics_path}); its trials are "
+          f"not in {redact(storage)}, so --resume runs none (--force reruns the search)", flush=True)
+    return rec
+
+
 def study_of(spec, checksum, worker=0, fresh=False):
-    """The Optuna study of this search in its storage (default: <runs>/optuna.journal); fresh deletes it
-    first."""
+    """This search's Optuna study in its storage (default <runs>/optuna.journal); fresh deletes it first."""
     storage = make_storage(spec.storage or Path(spec.runs) / "optuna.journal")
-    study_name = f"{spec.model}-{spec.protein}-{checksum[:8]}-seed{spec.seed}-ep{spec.epochs}"
+    study_name = name_of_study(spec, checksum)
     if fresh:
         try:
             optuna.delete_study(study_name=study_name, storage=storage)

@@ -132,3 +132,14 @@ def parse_flags(p, argv=None, options=()):
 def seeds_of(seed, seeds):
     """The list of seeds to run: --seeds if given, else [--seed]."""
     return list(seeds) if seeds else [seed]
+
+
+def refuse_flags(p, argv, dests, why):
+    """p.error (one line, exit 2) when the command line gives any of the flags `dests` (argparse dest names)
+    that this mode would ignore; why: what the mode uses instead. Abbreviated and --flag=value forms count:
+    argparse leaves a namespace's value in place where its flag is absent."""
+    unset = object()
+    ns = p.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(dests, unset)))
+    given = ["--" + d.replace("_", "-") for d in dests if getattr(ns, d) is not unset]
+    if given:
+        p.error(f"{' and '.join(given)} would be ignored: {why}; drop {'them' if len(given) > 1 else 'it'}")

@@ -48,6 +48,17 @@ def make_storage(storage):
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+def stored_trials(storage, study_name):
+    """Finished trials of study_name in storage (a journal path or a database URL); 0 when the journal file or
+    the study is not there. Creates neither."""
+    if not is_url(storage) and not Path(storage).is_file():
+        return 0
+    try:
+        return finished(optuna.load_study(study_name=study_name, storage=make_storage(storage)))
+    except KeyError:
+        return 0
+
+
 def redact(storage):
     """--storage as results record it: a database URL keeps only its scheme (no user, password or host),
     a journal path is made relative to the repository."""
