@@ -41,13 +41,8 @@ from pathlib import Path
 from common.reporting.plots_q2_3 import plot_q2_3
 from common.reporting.q2_3 import summarise, table
 from common.rna.baselines import profile_only
-from common.rna.fit import (
-    DEFAULT_COURSE_DIR,
-    load_q2,
-    resolve_data_dir,
-    test_report,
-    train_rna,
-)
+from common.rna.fit import DEFAULT_COURSE_DIR, load_q2, resolve_data_dir, test_report, train_rna
+from common.rna.models import PATIENCE
 from common.rna.multi import (
     REAL_PROTEINS,
     MultiProteinModel,
@@ -86,7 +81,7 @@ def parse_args(argv):
     p.add_argument("--encoder-config", choices=["selected", "default"], default="selected",
                    help="selected: Q2.1's selected configuration (--q2-1-dir); default: the homework default")
     p.add_argument("--q2-1-dir", default="figures/q2_1", help="where Q2.1's selected configurations are")
-    p.add_argument("--patience", type=positive_int, default=5,
+    p.add_argument("--patience", type=positive_int, default=PATIENCE,
                    help="early stopping: epochs without a better val Spearman")
     add_common_args(p, epochs=30, batch_size=None, lr=None, quick_epochs=2, seed_list="1 2 3")
     args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_dir"))

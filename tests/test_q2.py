@@ -2,6 +2,7 @@
 
 Run: python -m pytest -q tests/test_q2.py
 """
+import inspect
 import json
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from conftest import ROOT
 from scipy.stats import pearsonr, spearmanr
 
 from common.rna.format import encode, load_rnacompete, one_hot, preprocess_intensities, split_setA
-from common.rna.models import RNACNN, RNALSTM
+from common.rna.models import HOMEWORK_DEFAULT_HP, RNACNN, RNALSTM
 from common.rna.simulate import simulate
 from common.runfiles.files import UserError
 from common.training.metrics import masked_mse, masked_pearson, masked_spearman
@@ -84,6 +85,14 @@ def test_spearman_and_pearson_equal_scipy_with_ties():
         spearmanr(pred.numpy()[keep], target.numpy()[keep]).statistic, abs=1e-12)
     assert masked_pearson(pred, target, mask) == pytest.approx(
         pearsonr(pred.double().numpy()[keep], target.double().numpy()[keep]).statistic, abs=1e-9)
+
+
+def test_the_model_classes_default_to_the_homework_configurations():
+    """RNACNN() and RNALSTM() are the homework defaults that Q2.1's trial 0, the baselines and Q2.2's default
+    setting use (HOMEWORK_DEFAULT_HP), so the two cannot drift apart."""
+    for cls, name in ((RNACNN, "cnn"), (RNALSTM, "lstm")):
+        params = inspect.signature(cls).parameters
+        assert {k: params[k].default for k in HOMEWORK_DEFAULT_HP[name]} == HOMEWORK_DEFAULT_HP[name]
 
 
 @pytest.mark.cpu_float

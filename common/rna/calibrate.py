@@ -22,7 +22,13 @@ import torch
 
 from common.rna.fit import device_split, test_report, train_rna
 from common.rna.format import decode, load_rnacompete
-from common.rna.models import EPOCH_CAP, HOMEWORK_DEFAULT_BATCH, HOMEWORK_DEFAULT_HP, HOMEWORK_DEFAULT_LR
+from common.rna.models import (
+    EPOCH_CAP,
+    HOMEWORK_DEFAULT_BATCH,
+    HOMEWORK_DEFAULT_HP,
+    HOMEWORK_DEFAULT_LR,
+    PATIENCE,
+)
 from common.rna.simulate import is_default, simulate
 from common.runfiles.files import exit_on_user_error, read_json, write_json
 from common.runfiles.provenance import environment
@@ -80,7 +86,7 @@ def train_default(name, data, device, seed=0, epochs=None, on_epoch=None):
     hp, budget = DEFAULT_MODELS[name]
     precision = resolve_precision("auto", device, cpu_bf16_pays=(name != "cnn"))
     cfg = FitConfig(epochs=epochs or budget, batch_size=HOMEWORK_DEFAULT_BATCH, seed=seed,
-                    select="val_spearman", patience=5, precision=precision)
+                    select="val_spearman", patience=PATIENCE, precision=precision)
     seed_everything(seed)
     t0 = time.time()
     model, res = train_rna(name, hp, HOMEWORK_DEFAULT_LR, data, cfg, device, on_epoch=on_epoch)

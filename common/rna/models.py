@@ -7,6 +7,7 @@ HOMEWORK_DEFAULT_HP = {"cnn": {"kernel": 12, "filters": 32, "hidden": 32, "dropo
                        "lstm": {"hidden": 64, "layers": 1, "dropout": 0.2, "mlp_hidden": 64}}
 HOMEWORK_DEFAULT_LR, HOMEWORK_DEFAULT_BATCH = 1e-3, 64
 EPOCH_CAP = {"cnn": 25, "lstm": 50}   # Q2.1's epochs at most (early stopping; the cnn's: the report's budget)
+PATIENCE = 5   # early stopping in Q2.1 and Q2.3: epochs without a better validation Spearman
 
 
 def mlp(d_in, hidden, dropout, d_out=1):

@@ -12,7 +12,7 @@ import torch
 from optuna.study import MaxTrialsCallback
 
 from common.rna.fit import load_q2, test_report, train_rna
-from common.rna.models import HOMEWORK_DEFAULT_HP
+from common.rna.models import HOMEWORK_DEFAULT_HP, PATIENCE
 from common.runfiles.files import UserError, load_torch, save_torch
 from common.runfiles.flags import positive_int
 from common.runfiles.lifecycle import RunFiles, run_once
@@ -86,7 +86,7 @@ def add_search_args(p):
     g = p.add_argument_group("search")
     g.add_argument("--trials", type=positive_int, default=None,
                    help="Optuna trials per model, counting resumed ones (default 20; 1 with --quick)")
-    g.add_argument("--patience", type=positive_int, default=5,
+    g.add_argument("--patience", type=positive_int, default=PATIENCE,
                    help="early stopping: epochs without a better val Spearman")
     g.add_argument("--storage", default=None,
                    help="Optuna storage shared by workers: a journal file path (one machine, or a shared "
