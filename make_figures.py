@@ -1,6 +1,7 @@
 """Regenerate every figure and figures/RESULTS.md from the saved metrics files alone, without retraining.
 
     python make_figures.py                  # all figures + figures/RESULTS.md, in seconds
+                                            # (and the summary table of README.md beside figures/)
     python make_figures.py --allow-missing  # draw what exists, skip corrupt files with a warning, exit 0
 
 Each figure is drawn by a function in common/ from metrics.json / summary.json files. When a file a figure
@@ -30,6 +31,7 @@ from common.reporting.results import (
     report_vs_ours,
     stats_rows,
     study_rows,
+    sync_readme_table,
 )
 from common.runfiles.files import CorruptFile, exit_on_user_error, read_json, write_text
 from common.runfiles.records import load_runs
@@ -136,6 +138,10 @@ def main(argv=None):
                "### Q1 (BloodMNIST)", "", *parts[0], "", *[row for part in parts[1:] for row in part]]
     write_text(Path(args.figures) / "RESULTS.md", "\n".join(results) + "\n")
     print(f"wrote {Path(args.figures) / 'RESULTS.md'} in {time.time() - t0:.1f}s")
+    readme = Path(args.figures).resolve().parent / "README.md"
+    table = Path(args.figures) / "report_vs_ours.md"
+    if table.is_file() and sync_readme_table(readme, table.read_text()):
+        print(f"updated the summary table in {readme}")
     for m in missing + skipped:
         print(m, file=sys.stderr)
     if missing and not args.allow_missing:

@@ -32,7 +32,7 @@ from common.reporting.plots_study import plot_gradients, plot_mechanism, plot_ou
 from common.reporting.study import classify_outcome, load_study, summarise_variant
 from common.runfiles.files import UserError, exit_on_user_error, timestamp, write_json
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags
-from common.runfiles.provenance import environment
+from common.runfiles.provenance import code_version, environment
 from common.runfiles.records import experiment_name, lock_run
 from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, fit, make_adam, stop_on_sigterm
@@ -186,7 +186,7 @@ def summarise(out):
         raise UserError(f"no study runs under {out}; run python q1_softmax_study.py first")
     first = next(iter(next(iter(runs.values())).values()))[0]
     summary = {"experiment": Path(out).name, "data": first["data"], "device_name": first["device_name"],
-               "precision": first["precision"],
+               "precision": first["precision"], "code": code_version(),
                "rule": "collapsed: one class >= 99% of validation predictions; partial: a class never "
                        "predicted; healthy: otherwise (classified after the run's last epoch)",
                "models": {m: {v: summarise_variant(recs) for v, recs in sorted(vs.items(), reverse=True)}

@@ -61,6 +61,7 @@ from common.runfiles.files import (
 )
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunContext, RunFiles, run_once
+from common.runfiles.provenance import code_version
 from common.runfiles.records import experiment_name, metrics_record
 from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, convergence, epoch_printer, stop_on_sigterm
@@ -215,7 +216,8 @@ def main(argv=None):
     ctx = RunContext(experiment, data, record, device, opts, options=opts.record(malloc_kept=malloc_kept))
     base = Path(opts.out_dir) / experiment
     profiles = kmer_descriptors(data["train"], top_fraction=TOP_FRACTION)   # from the training split only
-    baseline = {"experiment": experiment, "data": record, **profile_only(data, profiles, names, TOP_FRACTION)}
+    baseline = {"experiment": experiment, "data": record, **profile_only(data, profiles, names, TOP_FRACTION),
+                "code": code_version()}
     write_json(base / "profile_only.json", baseline)
     print("profile-only baseline (test Spearman): "
           + ", ".join(f"{n} {v['test']['spearman']:.4f}" for n, v in baseline["proteins"].items()))
@@ -228,7 +230,7 @@ def main(argv=None):
     summary = summarise(names, record["ids"], per_seed, baseline, record, protocol={
         "encoder": args.encoder, "encoder_hp": hp, "lr": lr, "batch_size": batch, "encoder_source": source,
         "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds, "device": device})
-    write_json(base / "summary.json", summary)
+    write_json(base / "summary.json", {**summary, "code": code_version()})
     text = table(summary, record)
     write_text(base / "table.md", text)
     print("\n" + text)

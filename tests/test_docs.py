@@ -29,3 +29,18 @@ def test_readme_summary_is_the_generated_report_table():
     stale = [r[:80] for r in rows if r not in README]
     assert not stale, ("README.md's table differs from figures/report_vs_ours.md "
                        f"(run make_figures.py, copy it): {stale}")
+
+
+def test_make_figures_writes_the_summary_table_into_the_readme(tmp_path):
+    """make_figures.py puts figures/report_vs_ours.md into the README beside figures/, in place of the old
+    table, leaving the text around it as it was; a README without the table is left alone."""
+    from common.reporting.results import sync_readme_table
+    readme = tmp_path / "README.md"
+    readme.write_text("# T\n\n| question | quantity |\n|---|---|\n| Q1 | old |\n\nafter\n")
+    table = "| question | quantity |\n|---|---|\n| Q1 | new |\n| Q2 | added |\n"
+    assert sync_readme_table(readme, table)
+    assert readme.read_text() == "# T\n\n" + table + "\nafter\n"
+    assert not sync_readme_table(readme, table)                     # already current: not rewritten
+    readme.write_text("no table\n")
+    assert not sync_readme_table(readme, table) and readme.read_text() == "no table\n"
+    assert not sync_readme_table(tmp_path / "absent.md", table)

@@ -201,6 +201,8 @@ def test_q2_2_quick_run_outputs(quick_figures):
             and {p["site_bin"] for p in a["map_probes"]} <= {"5' third", "middle third", "3' third"})
     agg = json.loads((f / "q2_2_default" / "lstm_attention" / "aggregate.json").read_text())
     assert agg["metrics"]["test.spearman"]["n"] == 2
+    # files made from records name the code that made them, as the records do
+    assert agg["code"]["argv"][0] == s["code"]["argv"][0] == "q2_2_attention.py"
     assert "attention mass on UGCAUG/GCAUG" in logs["q2_2"] and "single sites by position" in logs["q2_2"]
 
 
@@ -240,6 +242,7 @@ def test_q2_3_quick_run_outputs(quick_figures):
     if not m["converged"]:
         assert "seed1/fewshot/sim-QKI" in s["not_converged"]
     base = json.loads((f / "q2_3" / "profile_only.json").read_text())
+    assert base["code"]["argv"][0] == s["code"]["argv"][0] == "q2_3_multi_protein.py"
     assert set(base["proteins"]) == {"RBFOX1", "sim-QKI", "sim-PUM1"} and "top" in base["definition"]
     c = s["comparisons"]["few-shot (own profile) − profile-only baseline"]
     assert c["n"] == 3 and c["diff"] == pytest.approx(np.mean([r["fewshot"] - r["profile_only"]

@@ -3,12 +3,14 @@ import numpy as np
 
 from common.reporting.q2_2_design import first_epoch_at
 from common.runfiles.files import read_json, write_json
+from common.runfiles.provenance import code_version
 from common.runfiles.records import load_runs
 
 
 def summarise(out, thresholds, record):
     """summary.json of an experiment folder, from every finished record in it (all variants, all seeds)."""
-    summary = {"experiment": out.name, "data": record, "thresholds": thresholds, "variants": {}}
+    summary = {"experiment": out.name, "data": record, "thresholds": thresholds, "variants": {},
+               "code": code_version()}
     for d in sorted(p for p in out.iterdir() if p.is_dir()):
         recs = [r for r in load_runs(d) if r.get("status") == "complete"]
         if not recs:

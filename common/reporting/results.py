@@ -261,6 +261,26 @@ def report_vs_ours(root):
     return ["## Every number of the report, with ours", "", *table, ""]
 
 
+def sync_readme_table(readme, table_md):
+    """Replace the summary table in README.md (the block of table lines from its header row on) with
+    table_md, the lines of figures/report_vs_ours.md. Returns True when the README changed; a README
+    without that table is left alone."""
+    readme, new = Path(readme), table_md.rstrip("\n").splitlines()
+    if not readme.is_file():
+        return False
+    lines = readme.read_text().split("\n")
+    start = next((i for i, line in enumerate(lines) if line == new[0]), None)
+    if start is None:
+        return False
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    if lines[start:end] == new:
+        return False
+    write_text(readme, "\n".join(lines[:start] + new + lines[end:]))
+    return True
+
+
 def precision_rows(root):
     """Issue-5 accuracy check of the bf16 fast path against fp32 (Q1.2 logits, same seeds and epochs)."""
     rows = []

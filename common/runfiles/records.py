@@ -8,7 +8,7 @@ import numpy as np
 
 from common.runfiles.files import UserError, read_json, timestamp, write_json
 from common.runfiles.locks import RunLock
-from common.runfiles.provenance import environment
+from common.runfiles.provenance import code_version, environment
 
 
 def experiment_name(base, quick):
@@ -142,7 +142,7 @@ def write_aggregate(variant_dir, keys):
     r0 = records[0]
     out = {"experiment": r0["experiment"], "variant": r0["variant"], "seeds": [r["seed"] for r in records],
            "data": r0["data"], "device_name": r0["device_name"], "epochs": r0["config"]["epochs"],
-           "metrics": aggregate(records, keys)}
+           "metrics": aggregate(records, keys), "code": code_version()}
     write_json(Path(variant_dir) / "aggregate.json", out)
     return out
 
