@@ -45,7 +45,7 @@ def test_attention_sums_to_one_on_valid_positions_and_is_zero_on_padding(heads):
 def test_site_statistics_tell_attention_on_the_site_from_a_backward_state_rule():
     """Two made-up attention rules on the same probes: all weight on the site, and weights uniform up to the
     site's end (what following the backward LSTM's state would give). Only the first beats every level."""
-    from common.rna.attention import single_sites, site_statistics
+    from common.rna.attention import finds_site, single_sites, site_statistics
     rng = np.random.default_rng(0)
     seqs = []
     for i in range(300):
@@ -56,15 +56,22 @@ def test_site_statistics_tell_attention_on_the_site_from_a_backward_state_rule()
         seqs.append(s)
     sites = single_sites(seqs)
     assert all((site is not None) == bool(i % 2) for i, site in enumerate(sites))
-    on_site, backward = np.zeros((300, 41)), np.zeros((300, 41))
+    on_site, backward, forward = np.zeros((300, 41)), np.zeros((300, 41)), np.zeros((300, 41))
     for i, (seq, site) in enumerate(zip(seqs, sites)):
         if site is None:
-            on_site[i, :len(seq)] = backward[i, :len(seq)] = 1 / len(seq)
+            on_site[i, :len(seq)] = backward[i, :len(seq)] = forward[i, :len(seq)] = 1 / len(seq)
         else:   # 90% on the site, 10% spread over the probe
             on_site[i, :len(seq)] = 0.1 / len(seq)
             on_site[i, site[0]:site[1]] += 0.9 / (site[1] - site[0])
             backward[i, :site[1]] = 1 / site[1]
-    good, bad = (site_statistics(w, seqs)["single_site_probes_by_position"] for w in (on_site, backward))
+            forward[i, site[0]:len(seq)] = 1 / (len(seq) - site[0])
+    good, bad, ahead = (site_statistics(w, seqs)["single_site_probes_by_position"]
+                        for w in (on_site, backward, forward))
+    # the verdict: only the attention on the site finds it; each state rule fails in some third
+    verdicts = [finds_site({"single_site_probes_by_position": x}) for x in (good, bad, ahead)]
+    assert verdicts == [True, False, False]
+    assert all(b["ratio_to_forward_state"] == pytest.approx(1) for b in ahead)
+    assert finds_site({"attention_mass_on_motif": 0.5}) is None   # a version-1 record: no verdict
     assert ([b["bin"] for b in good] == ["5' third", "middle third", "3' third"]
             and all(b["probes"] > 20 for b in good))
     for g, b in zip(good, bad):

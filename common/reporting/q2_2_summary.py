@@ -2,6 +2,7 @@
 import numpy as np
 
 from common.reporting.q2_2_design import first_epoch_at
+from common.rna.attention import finds_site
 from common.runfiles.files import read_json, write_json
 from common.runfiles.provenance import code_version
 from common.runfiles.records import load_runs
@@ -23,7 +24,7 @@ def summarise(out, thresholds, record):
             "test_spearman": test, "test_spearman_mean": float(np.mean(test)),
             "test_spearman_std": float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
             "best_val_spearman_mean": float(np.mean([r["best"]["val_spearman"] for r in recs])),
-            "attention": [{"seed": r["seed"],
+            "attention": [{"seed": r["seed"], "finds_site": finds_site(r["attention"]),
                            **{k: v for k, v in r["attention"].items() if k != "map_probes"}}
                           for r in recs if "attention" in r]}
     legacy = read_json(out / "summary.json").get("attention") if (out / "summary.json").is_file() else None

@@ -10,6 +10,7 @@ import numpy as np
 
 from common.reporting.plots import outcome
 from common.reporting.q2_2_design import first_epoch_at
+from common.reporting.stats import welch_diff
 from common.reporting.study import last_epoch_outcome
 from common.runfiles.files import read_json
 from common.runfiles.records import load_runs
@@ -112,7 +113,8 @@ def q2_rows(root):
                      "report": "0.650 (epoch 44)",
                      "ours": f"attention {_ms([r['best']['val_spearman'] for r in a])} (epochs "
                              f"{', '.join(str(r['best']['epoch']) for r in a)}); mean pooling "
-                             f"{_ms([r['best']['val_spearman'] for r in m])}; {where}",
+                             f"{_ms([r['best']['val_spearman'] for r in m])} (epochs "
+                             f"{', '.join(str(r['best']['epoch']) for r in m)}); {where}",
                      "why": f"{sim}; the sequence ceiling is 0.646"})
         first = lambda rs: ", ".join(str(first_epoch_at(r["history"], 0.60) or "never") for r in rs)
         rows.append({"question": "Q2.2 convergence", "quantity": "first epoch at validation Spearman 0.60",
@@ -125,11 +127,15 @@ def q2_rows(root):
                 ("val_loss", "final validation loss (MSE, last epoch)", "0.356 with attention, 0.338 without",
                  "both overfit after their selected epochs (there: {sa:.3f}, {sm:.3f})"),
                 ("train_loss", "final training loss (last epoch)", "0.19 with attention, 0.20 without",
-                 "ours higher: other data; we do not know more")):
+                 "both higher than the report's: other data; we do not know more")):
+            last = lambda rs, key=key: [r["history"][-1][key] for r in rs]
+            d = welch_diff(last(a), last(m))
+            diff = ("" if d["ci95"] is None else f"; attention − mean {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, "
+                    f"{d['ci95'][1]:+.3f}]{'' if d['significant'] else ', no significant difference'} "
+                    f"(Welch, uncorrected)")
             rows.append({"question": "Q2.2", "quantity": what, "report": rep,
-                         "ours": f"attention {_ms([r['history'][-1][key] for r in a], 3)}; mean pooling "
-                                 f"{_ms([r['history'][-1][key] for r in m], 3)} "
-                                 f"(epoch {a[0]['history'][-1]['epoch']})",
+                         "ours": f"attention {_ms(last(a), 3)}; mean pooling {_ms(last(m), 3)} "
+                                 f"(epoch {a[0]['history'][-1]['epoch']}){diff}",
                          "why": f"{sim}; " + why.format(sa=np.mean([_at_best(r, 'val_loss') for r in a]),
                                                          sm=np.mean([_at_best(r, 'val_loss') for r in m]))})
     return rows

@@ -5,6 +5,7 @@ from pathlib import Path
 from common.reporting.compare import comparison_rows, comparisons
 from common.reporting.q2_2_design import EXPERIMENTS, THRESHOLDS, arm_runs, convergence_measures
 from common.reporting.report import report_rows, report_table
+from common.rna.attention import FLANK_CONTRAST_MIN, finds_site
 from common.runfiles.files import read_json, source_name, write_json, write_text
 from common.runfiles.records import aggregate, load_runs, record_note, seed_notes
 
@@ -159,11 +160,12 @@ def q2_2_rows(exp_dir):
     if att:
         out += ["", "Attention mass on the site of single-site test probes, by the site's position "
                 "(common/rna/attention.py): mass / chance (uniform weights), / position alone (probes "
-                "without a site), / a backward-state rule (weights uniform up to the site's end), and the "
-                "flank contrast (weight per site position over weight per 5' flank position; about 1 "
-                "for the backward-state rule):", "",
+                "without a site), / a backward-state rule (weights uniform up to the site's end), / a "
+                "forward-state rule (uniform from the site's start), and the flank contrast (weight per site "
+                "position over weight per 5' flank position; about 1 for the state rules). Finds the site: "
+                f"above all four levels and flank contrast > {FLANK_CONTRAST_MIN:g} in every third:", "",
                 "| arm | seed | all probes with a motif: mass / chance | 5' third | middle third | "
-                "3' third |", "|---|---|---|---|---|---|"]
+                "3' third | finds the site |", "|---|---|---|---|---|---|---|"]
         for arm, r in att:
             a = r["attention"]
             cells = []
@@ -172,14 +174,17 @@ def q2_2_rows(exp_dir):
                     cells.append("—")
                 elif "ratio_to_backward_state" in b:
                     cells.append(f"{b['attention_mass']:.3f}: {b['ratio_to_chance']:.1f}× / "
-                                 f"{b['ratio_to_position_only']:.2f}× / {b['ratio_to_backward_state']:.2f}×, "
-                                 f"flank {b['flank_contrast'] or float('nan'):.1f} (n = {b['probes']})")
+                                 f"{b['ratio_to_position_only']:.2f}× / "
+                                 f"{b['ratio_to_backward_state']:.2f}× / {b['ratio_to_forward_state']:.2f}×, "
+                                 f"flank "
+                                 f"{b['flank_contrast'] or float('nan'):.1f} (n = {b['probes']})")
                 else:
                     cells.append(f"{b['attention_mass']:.3f} = {b['ratio_to_chance']:.1f}× chance (n = "
                                  f"{b['probes']}; v1)")
             out.append(f"| {arm} | {r['seed']} | {a['attention_mass_on_motif']:.3f} / "
                        f"{a['chance_fraction']:.3f} = {a['ratio_to_chance']:.1f}× "
-                       f"({a['probes_with_motif']} probes) | " + " | ".join(cells) + " |")
+                       f"({a['probes_with_motif']} probes) | " + " | ".join(cells)
+                       + f" | {({True: 'yes', False: 'no', None: '—'})[finds_site(a)]} |")
     legacy = read_json(exp_dir / "summary.json") if (exp_dir / "summary.json").is_file() else {}
     legacy = legacy.get("attention_legacy") or legacy.get("attention")
     if isinstance(legacy, dict):

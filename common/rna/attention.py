@@ -15,9 +15,9 @@ Each bin is set against levels that other attention rules would give on the same
   forward state   weights uniform over positions s..L-1 (a site lies behind): (e - s) / (L - s);
 and the flank contrast, the mean weight per site position over the mean weight per position of the 5' flank
 (0..s-1), which is about 1 for the backward-state rule and far above 1 for attention on the site.
-Only a site mass above all four levels, in every third, with a flank contrast well above 1, says that the
-attention finds the site itself. STATISTIC_VERSION names this definition in the records (1: the 6-mer
-window, no state levels)."""
+Only a site mass above all four levels, in every third, with a flank contrast above FLANK_CONTRAST_MIN in
+every third, says that the attention finds the site itself (finds_site). STATISTIC_VERSION names this
+definition in the records (1: the 6-mer window, no state levels)."""
 import re
 
 import numpy as np
@@ -27,6 +27,8 @@ MOTIFS = ("UGCAUG", "GCAUG")
 BINS = ("5' third", "middle third", "3' third")
 SECONDARY = "GCACG"      # the simulator's weaker motif (UGCACGU): kept out of single-site and no-site probes
 STATISTIC_VERSION = 2
+FLANK_CONTRAST_MIN = 2.0   # "well above 1": the state rules give about 1
+LEVELS = ("chance", "position_only", "backward_state", "forward_state")
 
 
 def motif_positions(seqs, length):
@@ -131,3 +133,13 @@ def map_probes(weights, seqs, predictions, per_bin=3):
                  "weights": weights[i][:len(seqs[i])].tolist(), "motif": motif[i][:len(seqs[i])].tolist()}
                 for i in picked]
     return out
+
+
+def finds_site(attention):
+    """Whether a record's attention finds the site itself (the rule in this module's docstring): True, False,
+    or None for a record without the by-position statistic (version 1)."""
+    bins = [b for b in attention.get("single_site_probes_by_position", []) if b["probes"]]
+    if not bins or any(f"ratio_to_{k}" not in b for b in bins for k in LEVELS):
+        return None
+    return all(min(b[f"ratio_to_{k}"] for k in LEVELS) > 1 and (b["flank_contrast"] or 0) > FLANK_CONTRAST_MIN
+               for b in bins)
