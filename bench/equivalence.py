@@ -30,13 +30,18 @@ VOLATILE = {"seconds", "train_seconds", "eval_seconds", "wall_seconds", "seconds
             "started", "code", "python", "torch_version", "threads", "device_name", "malloc_kept", "path",
             "cache", "out_dir", "run_dir", "npz", "data_dir", "q2_1_dir", "q2_1_metrics",
             "attention_recomputed", "environment", "hostname",
-            # their layout changes by design (issue 29); every metric they drive is compared
+            # compared as "settings" (below): their split into protocol and run options changed (issue 29)
             "config", "options"}
 
 
 def scrub(obj):
+    """obj without its volatile keys. A record's config and options are compared as one "settings" dict
+    (their union, options first): moving a value from one to the other is no difference, changing it is."""
     if isinstance(obj, dict):
-        return {k: scrub(v) for k, v in obj.items() if k not in VOLATILE and "seconds" not in k}
+        out = {k: scrub(v) for k, v in obj.items() if k not in VOLATILE and "seconds" not in k}
+        if isinstance(obj.get("config"), dict) and "settings" not in obj:
+            out["settings"] = scrub({**(obj.get("options") or {}), **obj["config"]})
+        return out
     if isinstance(obj, list):
         return [scrub(v) for v in obj]
     return obj
