@@ -25,7 +25,7 @@ EXPERIMENTS = {"q2_2_default": ("homework-default BiLSTM", (), ""),
 # (arm, baseline) pairs, in the order they are reported
 PAIRS = (("lstm_attention", "lstm"), ("lstm_attention_h2", "lstm"), ("lstm_attention_h4", "lstm"),
          ("lstm_self_attention", "lstm"), ("lstm_attention_h2", "lstm_attention"),
-         ("lstm_attention_h4", "lstm_attention"))
+         ("lstm_attention_h4", "lstm_attention"), ("lstm_self_attention", "lstm_attention"))
 
 
 def first_epoch_at(history, threshold):
