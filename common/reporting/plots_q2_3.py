@@ -36,7 +36,8 @@ def plot_q2_3(exp_dir):
     lines = [f"{k}: {c['diff']:+.4f}" + ("" if c["ci95"] is None
                                          else f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]")
              for k, c in s.get("comparisons", {}).items()]
-    ax.text(0.01, 0.98, "\n".join(lines) + f"\n(paired t over proteins, each the mean of seeds {s['seeds']})",
+    ax.text(0.01, 0.98, "\n".join(lines) + f"\n(paired t over proteins, each the mean of seeds {s['seeds']}; "
+            "bars: mean over seeds, whiskers: ± 1 SD over seeds; the baselines have no seed)",
             transform=ax.transAxes, fontsize=8, va="top", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
     top = max(v for r in rows for v in (r.get(k) for k, *_ in series) if v is not None)
     ax.set_ylim(0, top * 1.45)   # room above the bars for the text
