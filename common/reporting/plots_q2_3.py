@@ -40,7 +40,7 @@ def plot_q2_3(exp_dir):
             "bars: mean over seeds, whiskers: ± 1 SD over seeds; the baselines have no seed)",
             transform=ax.transAxes, fontsize=8, va="top", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
     top = max(v for r in rows for v in (r.get(k) for k, *_ in series) if v is not None)
-    ax.set_ylim(0, top * 1.45)   # room above the bars for the text
+    ax.set_ylim(0, top * (1.25 + 0.05 * len(lines)))   # room above the bars for the text
     d = s["data"]
     one = next(Path(exp_dir).glob("seed*/seen/metrics.json"), None)
     device = read_json(one)["device_name"] if one else s["device"]

@@ -9,7 +9,12 @@ from common.runfiles.files import source_name
 COMPARISONS = (("few-shot (own profile) − profile-only baseline", "fewshot", "profile_only", "fewshot"),
                ("few-shot (own profile) − other proteins' mean", "fewshot", "others_mean", "fewshot"),
                ("few-shot (own profile) − single-protein model", "fewshot", "single", "fewshot"),
-               ("multi-protein (seen) − single-protein model", "multi_seen", "single", None))
+               ("multi-protein (seen) − single-protein model", "multi_seen", "single", None),
+               # sensitivity: the few-shot arm without its runs that had not converged at the epoch cap
+               ("few-shot, converged runs only − profile-only baseline", "fewshot_converged", "profile_only",
+                "fewshot_converged"),
+               ("few-shot, converged runs only − other proteins' mean", "fewshot_converged", "others_mean",
+                "fewshot_converged"))
 
 
 def summarise(names, ids, per_seed, baseline, record, protocol):
@@ -26,6 +31,10 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
             row[key] = float(np.mean(vals)) if vals else None
             row[key + "_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
             row[key + "_values"] = vals
+        converged = [r["fewshot"][name] for seed, r in zip(seeds, per_seed)
+                     if name in r["fewshot"] and f"seed{seed}/fewshot/{name}" not in r["not_converged"]]
+        row["fewshot_converged"] = float(np.mean(converged)) if converged else None
+        row["fewshot_converged_n"] = len(converged)
         rows.append(row)
     comparisons = {}
     for label, a, b, needs in COMPARISONS:
