@@ -23,9 +23,11 @@ for s in 1 2 3 4 5; do   # item 1: the report's setting, mean vs 1-head attentio
   step q2_2_default lstm "$s" "${D[@]}" --variants lstm
   step q2_2_default lstm_attention "$s" "${D[@]}" --variants lstm_attention --heads 1
 done
-for s in 1 2 3; do       # item 2: heads and attention type
-  step q2_2_default lstm_attention_h2 "$s" "${D[@]}" --variants lstm_attention --heads 2
-  step q2_2_default lstm_attention_h4 "$s" "${D[@]}" --variants lstm_attention --heads 4
+# item 2: heads and attention type, one variant's seeds 1-3 at a time (each variant reaches a comparison, n = 3,
+# before the next starts)
+for s in 1 2 3; do step q2_2_default lstm_attention_h2 "$s" "${D[@]}" --variants lstm_attention --heads 2; done
+for s in 1 2 3; do step q2_2_default lstm_attention_h4 "$s" "${D[@]}" --variants lstm_attention --heads 4; done
+for s in 1 2 3; do
   step q2_2_default lstm_self_attention "$s" "${D[@]}" --variants lstm_self_attention --self-attention-heads 4
 done
 # item 3: the tuned setting without the search's run (seeds 1, 2 exist)
