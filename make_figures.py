@@ -36,13 +36,13 @@ from common.reporting.results import (
 from common.runfiles.files import CorruptFile, exit_on_user_error, read_json, write_text
 from common.runfiles.records import load_runs
 
-OPTIONAL = ("gpu", "precision_check", "cnn_filters.json")
+OPTIONAL = ("gpu", "precision_check", "cnn_filters.json", "q2_3_cap60")
 
 
 def figure_jobs(root):
     """(needed file, how to make it, draw function) for every committed figure. Figures under OPTIONAL
-    (GPU runs, the precision check) are drawn when their files exist and are not reported missing
-    otherwise."""
+    (GPU runs, the precision check, the Q2.3 cap check) are drawn when their files exist and are not reported
+    missing otherwise."""
     r = Path(root)
     return [
         (r / "q1_1/logits", "python q1_1_cnn.py --seeds 0", lambda: plot_q1_curves(r / "q1_1", "Q1.1 CNN")),
@@ -76,6 +76,7 @@ def figure_jobs(root):
         (r / "q2_2/lstm_attention", "python q2_2_attention.py --setting tuned",
          lambda: tuned_attention_map(r / "q2_2")),
         (r / "q2_3/summary.json", "python q2_3_multi_protein.py", lambda: plot_q2_3(r / "q2_3")),
+        (r / "q2_3_cap60/summary.json", "bench/q2_3_cap_queue.sh", lambda: plot_q2_3(r / "q2_3_cap60")),
         (r / "q2_data/calibration.json", "python -m common.rna.calibrate",
          lambda: plot_calibration(read_json(r / "q2_data/calibration.json"), r / "q2_data/calibration.png")),
     ] + [(r / f"precision_check/{p}/q1_2/logits",

@@ -17,7 +17,9 @@ Arms, per seed (default seeds 1 2 3: at seed 0 the single RBFOX1 arm would repea
                       profile match alone (the sum of the profile over the probe's 5-mers,
                       common/multi.profile_scores).
 Training: at most --epochs 30, early stopping on validation Spearman with --patience 5. A run whose best epoch
-is its last and that did not stop early is recorded as not converged (converged: false).
+is its last and that did not stop early is recorded as not converged (converged: false). Another cap is
+another protocol with its own folder: --epochs 60 writes figures/q2_3_cap60/ (the cap-sensitivity check,
+bench/q2_3_cap_queue.sh).
 Encoder: --encoder-config selected (default) reads Q2.1's selected configuration (hyperparameters, lr, batch
 size) from figures/q2_1/<encoder>/metrics.json; default is the homework default (lr 1e-3, batch 64). --lr and
 --batch-size override either.
@@ -67,6 +69,13 @@ from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, convergence, epoch_printer, stop_on_sigterm
 
 TOP_FRACTION = 0.01
+CAP = 30   # the protocol's largest number of epochs (issue 28: at most 30, patience 5)
+
+
+def experiment_for(epochs, quick):
+    """The experiment folder: q2_3 for the protocol's cap; another cap is another protocol and gets its own
+    folder (q2_3_cap<N>), so that its records never mix with the protocol's."""
+    return experiment_name("q2_3" if quick or epochs == CAP else f"q2_3_cap{epochs}", quick)
 
 
 def parse_args(argv):
@@ -84,7 +93,7 @@ def parse_args(argv):
     p.add_argument("--q2-1-dir", default="figures/q2_1", help="where Q2.1's selected configurations are")
     p.add_argument("--patience", type=positive_int, default=PATIENCE,
                    help="early stopping: epochs without a better val Spearman")
-    add_common_args(p, epochs=30, batch_size=None, lr=None, quick_epochs=2, seed_list="1 2 3")
+    add_common_args(p, epochs=CAP, batch_size=None, lr=None, quick_epochs=2, seed_list="1 2 3")
     args, opts = parse_flags(p, argv, options=("data_dir", "q2_1_dir"))
     if args.proteins is not None and len(args.proteins) < 3:
         p.error("--proteins needs at least 3 names (two to train on while one is held out)")
@@ -188,13 +197,14 @@ def protocol(run, ctx, names, profiles, holdout):
             "fewshot": {n: r["held_out_test"]["spearman"] for n, r in fewshot.items()},
             "not_converged": [f"seed{run.seed}/{r['arm']}" for r in records if not r["converged"]],
             "epochs": {r["arm"]: {"best": r["best_epoch"], "run": r["epochs_run"],
-                                  "stopped_early": r["stopped_early"]} for r in records}}
+                                  "stopped_early": r["stopped_early"], "cap": r["config"]["epochs"]}
+                       for r in records}}
 
 
 def main(argv=None):
     args, opts = parse_args(argv)
     stop_on_sigterm()
-    experiment = experiment_name("q2_3", args.quick)
+    experiment = experiment_for(args.epochs, args.quick)
     hp, lr, batch, source = encoder_config(args.encoder, args.encoder_config, args.q2_1_dir, args.lr,
                                            args.batch_size)
     # may simulate

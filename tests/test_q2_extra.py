@@ -258,6 +258,33 @@ def test_q2_3_quick_run_outputs(quick_figures):
     assert "| protein |" in table and "profile-only baseline" in table and "invented motifs" in table
 
 
+def test_q2_3_another_cap_is_its_own_experiment_and_lists_the_records_it_kept():
+    """--epochs 60 is another protocol: its own folder, and its summary names every record it kept from a
+    run with another cap (the cap-sensitivity queue copies the early-stopped 30-epoch records there)."""
+    sys.path.insert(0, str(ROOT))
+    from common.reporting.q2_3 import summarise, table
+    from q2_3_multi_protein import experiment_for
+    assert (experiment_for(30, False), experiment_for(60, False), experiment_for(2, True)) == (
+        "q2_3", "q2_3_cap60", "q2_3_quick")
+    names = ["RBFOX1", "sim-QKI"]
+    per_seed = [{"single": {"RBFOX1": 0.6, "sim-QKI": 0.5}, "multi_seen": {"RBFOX1": 0.61, "sim-QKI": 0.52},
+                 "fewshot": {"RBFOX1": 0.4, "sim-QKI": 0.3}, "not_converged": [],
+                 "epochs": {"seen": {"best": 12, "run": 17, "stopped_early": True, "cap": 30},
+                            "fewshot/sim-QKI": {"best": 41, "run": 46, "stopped_early": True, "cap": 60}}}]
+    baseline = {"experiment": "q2_3_cap60", "proteins": {
+        n: {"test": {"spearman": 0.2}, "test_others_mean": {"spearman": 0.25}} for n in names}}
+    record = {"source": "simulated", "preset": "calibrated", "checksum": "0" * 32}
+    s = summarise(names, ["RNCMPT00168", "RNCMPT90001"], per_seed, baseline, record, protocol={
+        "encoder": "cnn", "encoder_hp": {}, "lr": 1e-3, "batch_size": 64, "encoder_source": "default",
+        "epochs": 60, "patience": 5, "seeds": [1], "device": "cpu"})
+    assert s["kept_from_other_cap"] == {"seed1/seen": 30} and s["ran_to_cap"] == []
+    assert "1 records kept from a run with another epoch cap" in table(s, record)
+    assert summarise(names, ["a", "b"], per_seed, baseline, record, protocol={
+        **{k: s[k] for k in ("encoder", "encoder_hp", "lr", "batch_size", "encoder_source", "patience",
+                             "seeds", "device")}, "epochs": 30})["kept_from_other_cap"] == {
+        "seed1/fewshot/sim-QKI": 60}
+
+
 def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path):
     """The profile and the probe scores recomputed from the sequences as strings (collections.Counter,
     scipy)."""
