@@ -85,6 +85,21 @@ def test_site_statistics_tell_attention_on_the_site_from_a_backward_state_rule()
             and good[2]["ratio_to_backward_state"] > 3)
 
 
+def test_q2_2_pairing_by_seed_shares_the_lstm_initialisation_only():
+    """What the paired Q2.2 rows rest on (common/reporting/q2_2_design.py): at one seed every pooling variant
+    starts from the same LSTM weights; the MLP head's initialisation differs (the attention layers are built
+    before it), so the pairing is partial, as the rows say."""
+    def build(**kw):
+        torch.manual_seed(3)
+        return RNALSTM(**kw)
+    mean = build()
+    variants = [build(attention_heads=1), build(attention_heads=4), build(self_attention_heads=4)]
+    for m in variants:
+        assert all(torch.equal(a, b) for a, b in zip(mean.fwd.parameters(), m.fwd.parameters()))
+        assert all(torch.equal(a, b) for a, b in zip(mean.bwd.parameters(), m.bwd.parameters()))
+        assert not torch.equal(mean.head[-1].weight, m.head[-1].weight)
+
+
 def test_kmer_codes_mark_windows_with_padding_or_n():
     x, valid = batch(["AAAAAC", "ACGNAAAAA"])
     codes = kmer_codes(x, valid, k=5)

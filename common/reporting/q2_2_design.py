@@ -87,8 +87,11 @@ def compare_arms(name, a, b, recs_a, recs_b, thresholds, excluded=()):
     uncomparable = {"ci95": None, "p": None, "significant": None}
     rows = [{**base, "metric": "test Spearman", **welch_diff([r["test"]["spearman"] for r in ra],
                                                              [r["test"]["spearman"] for r in rb])}]
-    # the same seed gives both arms the same batch order: the paired difference, beside the unpaired one
-    rows.append({**base, "metric": "test Spearman, paired by seed (same batch order)",
+    # the same seed gives both arms the same batch order and LSTM initialisation (the LSTMs are built first);
+    # the pairing is partial: the attention layers are built before the MLP head, so the head's
+    # initialisation and the dropout masks differ. The paired difference, beside the unpaired one
+    rows.append({**base, "metric": "test Spearman, paired by seed (same batch order and LSTM init; head init "
+                                   "and dropout masks differ)",
                  **paired_diff([r["test"]["spearman"] for r in ra], [r["test"]["spearman"] for r in rb])})
     for row in rows:
         if mixed:   # e.g. a protocol rerun halfway: the difference would mix the effect with the budget
