@@ -108,7 +108,9 @@ def q2_rows(root):
         common = sorted({r["seed"] for r in mean} & {r["seed"] for r in att})
         m = [r for r in mean if r["seed"] in common]
         a = [r for r in att if r["seed"] in common]
-        where = f"default BiLSTM, seeds {', '.join(map(str, common))}"
+        consecutive = common == list(range(common[0], common[-1] + 1)) and len(common) > 2
+        seeds = f"{common[0]}–{common[-1]}" if consecutive else ", ".join(map(str, common))
+        where = f"default BiLSTM, seeds {seeds}"
         rows.append({"question": "Q2.2 attention pooling", "quantity": "peak validation Spearman (epoch)",
                      "report": "0.650 (epoch 44)",
                      "ours": f"attention {_ms([r['best']['val_spearman'] for r in a])} (epochs "

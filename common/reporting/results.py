@@ -212,8 +212,22 @@ def stats_rows(root):
             "Where a Q1 side has collapsed or partial runs (the softmax study's rule, from the test "
             "confusion matrix), the outcome is bimodal across seeds and the row gets no t interval "
             "(\"not applicable\"): the study rows, which compare outcome counts, are the comparison to "
-            "read.", "",
+            "read.", "", multiplicity(comps), "",
             *comparison_rows(comps), ""]
+
+
+def multiplicity(comps):
+    """One line on how many of the t intervals exclude 0 against how many chance alone would give at 95 %,
+    overall and for the Q2.2 default-setting rows (the largest family); none is corrected for multiplicity."""
+    def count(rows):
+        tested = [c for c in rows if c.get("significant") is not None]
+        return len(tested), sum(bool(c["significant"]) for c in tested)
+    n, k = count(comps)
+    n2, k2 = count([c for c in comps if c["comparison"].startswith("Q2.2 (homework-default")])
+    return (f"Multiplicity: {k} of the {n} intervals below exclude 0, where chance alone would give about "
+            f"{0.05 * n:.0f}; of the {n2} Q2.2 rows at the homework-default setting, {k2} (chance: about "
+            f"{0.05 * n2:.0f}). No interval is corrected for multiplicity: a single significant row among "
+            f"many is nominal.")
 
 
 def provenance_rows(root):
