@@ -44,3 +44,17 @@ def test_make_figures_writes_the_summary_table_into_the_readme(tmp_path):
     readme.write_text("no table\n")
     assert not sync_readme_table(readme, table) and readme.read_text() == "no table\n"
     assert not sync_readme_table(tmp_path / "absent.md", table)
+
+
+def test_results_state_how_many_intervals_exclude_zero_against_chance():
+    """RESULTS.md's comparisons open with the multiplicity line: counts of significant t rows, overall and in
+    the Q2.2 default-setting family, beside what chance alone gives; rows without an interval are not
+    counted."""
+    from common.reporting.results import multiplicity
+    q22 = "Q2.2 (homework-default BiLSTM): a vs b"
+    comps = ([{"comparison": q22, "significant": True}] * 3 + [{"comparison": q22, "significant": False}] * 37
+             + [{"comparison": "Q1.1: x", "significant": True}] * 2
+             + [{"comparison": q22, "significant": None}])
+    line = multiplicity(comps)
+    assert "5 of the 42 intervals below exclude 0" in line and "about 2;" in line
+    assert "of the 40 Q2.2 rows at the homework-default setting, 3 (chance: about 2)" in line
