@@ -17,9 +17,8 @@ Arms, per seed (default seeds 1 2 3: at seed 0 the single RBFOX1 arm would repea
                       profile match alone (the sum of the profile over the probe's 5-mers,
                       common/multi.profile_scores).
 Training: at most --epochs 30, early stopping on validation Spearman with --patience 5. A run whose best epoch
-is its last and that did not stop early is recorded as not converged (converged: false). Another cap is
-another protocol with its own folder: --epochs 60 writes figures/q2_3_cap60/ (the cap-sensitivity check,
-bench/q2_3_cap_queue.sh).
+is its last and that did not stop early is recorded as not converged (converged: false). Another cap has its
+own folder: --epochs 60 writes figures/q2_3_cap60/ (the cap-sensitivity check, bench/q2_3_cap_queue.sh).
 Encoder: --encoder-config selected (default) reads Q2.1's selected configuration (hyperparameters, lr, batch
 size) from figures/q2_1/<encoder>/metrics.json; default is the homework default (lr 1e-3, batch 64). --lr and
 --batch-size override either.
@@ -73,8 +72,7 @@ CAP = 30   # the protocol's largest number of epochs (issue 28: at most 30, pati
 
 
 def experiment_for(epochs, quick):
-    """The experiment folder: q2_3 for the protocol's cap; another cap is another protocol and gets its own
-    folder (q2_3_cap<N>), so that its records never mix with the protocol's."""
+    """q2_3 at the protocol's cap; another cap is another protocol, in its own folder (q2_3_cap<N>)."""
     return experiment_name("q2_3" if quick or epochs == CAP else f"q2_3_cap{epochs}", quick)
 
 
