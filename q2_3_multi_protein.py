@@ -5,8 +5,7 @@ shared MLP head that predicts every protein for a probe at once; masked MSE over
 selection on validation Spearman (mean over the training proteins).
 
 Arms, per seed (default seeds 1 2 3: at seed 0 the single RBFOX1 arm would repeat Q2.1's selected run):
-  seen/               one multi-protein model, a learned identity embedding per protein, trained on all
-                      proteins
+  seen/               one multi-protein model, a learned identity embedding per protein, on all proteins
   single/<protein>/   one single-protein model per protein (same encoder, lr, batch and stopping rule)
   fewshot/<protein>/  leave-one-protein-out: a NEW protein given by its own RNAcompete profile (few-shot
                       through a profile). The profile is the z-scored 5-mer log2-enrichment among the
@@ -25,8 +24,7 @@ size) from figures/q2_1/<encoder>/metrics.json; default is the homework default 
 
 Reproduce:
     python q2_3_multi_protein.py                        # simulated set: RBFOX1 + five invented motifs (sim-*)
-    python q2_3_multi_protein.py --data-dir DIR --proteins RBFOX1 PUM1 QKI HNRNPA1 SRSF1
-    python q2_3_multi_protein.py --quick
+    python q2_3_multi_protein.py --data-dir DIR --proteins RBFOX1 PUM1 QKI HNRNPA1 SRSF1      # or --quick
 Add --resume after an interruption: every epoch writes runs/q2_3/seed<k>/<arm>/checkpoint.pt; finished arms
 keep their metrics files as they are.
 
@@ -63,7 +61,7 @@ from common.runfiles.files import (
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.provenance import code_version
-from common.runfiles.records import experiment_name, metrics_record
+from common.runfiles.records import experiment_name, metrics_record, stands_for_cap
 from common.training.device import seed_everything, setup_device
 from common.training.loop import FitConfig, convergence, epoch_printer, stop_on_sigterm
 
@@ -145,6 +143,9 @@ def run_arm(run, ctx, folder, train, test_of):
 
     rec = run_once(files, resume=opts.resume, force=opts.force, train=fit_arm, record=record,
                    label=f"seed {seed} {folder}")
+    if not stands_for_cap(rec, run.epochs):
+        raise UserError(f"{files.metrics} ran to its cap of {rec['config']['epochs']} epochs: it cannot "
+                        f"stand for --epochs {run.epochs}; delete it, or pass --force to train it again")
     if not rec.get("converged", True):
         print(f"seed {seed} {folder}: NOT converged (best epoch {rec['best_epoch']} is its last of "
               f"{rec['epochs_run']}); raise --epochs", flush=True)

@@ -20,7 +20,7 @@ from common.rna.format import decode, encode, one_hot
 from common.rna.models import RNALSTM
 from common.rna.multi import MultiProteinModel, kmer_codes, kmer_descriptors, profile_scores, train_multi
 from common.rna.simulate import simulate
-from common.runfiles.records import aggregate, seed_notes
+from common.runfiles.records import aggregate, seed_notes, stands_for_cap
 from common.training.loop import FitConfig
 from common.training.metrics import masked_spearman
 
@@ -251,6 +251,25 @@ def test_q2_3_resume_keeps_finished_records_bit_for_bit(quick_figures, sim, tmp_
     assert "already holds a finished run" in r.stderr and [p.read_bytes() for p in files] == before
 
 
+def test_q2_3_refuses_a_kept_record_that_ran_to_another_cap(quick_figures, sim, tmp_path):
+    """A finished record trained with a smaller cap that it reached cannot stand for a larger --epochs: one
+    line, exit 2, nothing trained or overwritten."""
+    f, _ = quick_figures
+    shutil.copytree(f / "q2_3", tmp_path / "q2_3_quick")
+    path = tmp_path / "q2_3_quick" / "seed1" / "seen" / "metrics.json"
+    rec = json.loads(path.read_text())
+    rec["config"]["epochs"], rec["stopped_early"] = 1, False
+    path.write_text(json.dumps(rec))
+    before = path.read_bytes()
+    r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick",
+                        "--resume", "--proteins", "RBFOX1", "sim-QKI", "sim-PUM1", "--out-dir", str(tmp_path),
+                        "--run-dir", str(tmp_path / "runs")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "ran to its cap of 1 epochs: it cannot stand for --epochs 2" in r.stderr
+    assert path.read_bytes() == before and "epoch  1/" not in r.stdout
+
+
 def test_q2_3_quick_run_outputs(quick_figures):
     f, _ = quick_figures
     s = json.loads((f / "q2_3" / "summary.json").read_text())
@@ -285,7 +304,7 @@ def test_q2_3_another_cap_is_its_own_experiment_and_lists_the_records_it_kept():
     per_seed = [{"single": {"RBFOX1": 0.6, "sim-QKI": 0.5}, "multi_seen": {"RBFOX1": 0.61, "sim-QKI": 0.52},
                  "fewshot": {"RBFOX1": 0.4, "sim-QKI": 0.33}, "not_converged": [],
                  "epochs": {"seen": {"best": 12, "run": 17, "stopped_early": True, "cap": 30},
-                            "fewshot/sim-QKI": {"best": 41, "run": 46, "stopped_early": True, "cap": 60}}}]
+                            "fewshot/sim-QKI": {"best": 17, "run": 22, "stopped_early": True, "cap": 60}}}]
     baseline = {"experiment": "q2_3_cap60", "proteins": {
         n: {"test": {"spearman": 0.2}, "test_others_mean": {"spearman": 0.25}} for n in names}}
     record = {"source": "simulated", "preset": "calibrated", "checksum": "0" * 32}
@@ -293,11 +312,16 @@ def test_q2_3_another_cap_is_its_own_experiment_and_lists_the_records_it_kept():
         "encoder": "cnn", "encoder_hp": {}, "lr": 1e-3, "batch_size": 64, "encoder_source": "default",
         "epochs": 60, "patience": 5, "seeds": [1], "device": "cpu"})
     assert s["kept_from_other_cap"] == {"seed1/seen": 30} and s["ran_to_cap"] == []
-    assert "1 records kept from a run with another epoch cap" in table(s, record)
+    assert "1 records kept from a run with another epoch cap (each stopped early" in table(s, record)
     assert summarise(names, ["a", "b"], per_seed, baseline, record, protocol={
         **{k: s[k] for k in ("encoder", "encoder_hp", "lr", "batch_size", "encoder_source", "patience",
                              "seeds", "device")}, "epochs": 30})["kept_from_other_cap"] == {
         "seed1/fewshot/sim-QKI": 60}
+    # which kept records may stand for another cap: the same cap, or stopped early within both
+    rec = lambda cap, run, early: {"config": {"epochs": cap}, "epochs_run": run, "stopped_early": early}
+    assert stands_for_cap(rec(30, 30, False), 30) and stands_for_cap(rec(30, 22, True), 60)
+    assert stands_for_cap(rec(30, 30, True), 60) and stands_for_cap(rec(60, 22, True), 30)
+    assert not stands_for_cap(rec(30, 30, False), 60) and not stands_for_cap(rec(60, 46, True), 30)
 
 
 def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path):

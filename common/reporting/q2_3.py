@@ -57,7 +57,8 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
                            if not e["stopped_early"]],
             "best_and_run_epochs": {f"seed{s}": r["epochs"] for s, r in zip(seeds, per_seed)},
             # records trained under another cap and kept (--resume): valid here only if they stopped early
-            # before the smaller cap, which then never bound them (bench/q2_3_cap_queue.sh)
+            # within both caps (common.runfiles.records.stands_for_cap, enforced by the script;
+            # bench/q2_3_cap_queue.sh)
             "kept_from_other_cap": {f"seed{s}/{arm}": e["cap"] for s, r in zip(seeds, per_seed)
                                     for arm, e in r["epochs"].items()
                                     if e.get("cap", protocol["epochs"]) != protocol["epochs"]},
@@ -95,6 +96,6 @@ def table(summary, record):
                + (f"ran to the {s['epochs']}-epoch cap without stopping early: "
                   f"{', '.join(s['ran_to_cap'])}; " if s["ran_to_cap"] else "")
                + (f"{len(s['kept_from_other_cap'])} records kept from a run with another epoch cap "
-                  f"(they stopped early before it); " if s.get("kept_from_other_cap") else "")
+                  f"(each stopped early within both caps); " if s.get("kept_from_other_cap") else "")
                + f"device {s['device']}.\n\n")
     return caption + "\n".join(lines) + "\n\n" + "\n".join(comp) + "\n"

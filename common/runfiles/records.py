@@ -55,6 +55,15 @@ def finished_record(metrics_path):
     return rec if isinstance(rec, dict) and rec.get("status") == "complete" else None
 
 
+def stands_for_cap(rec, epochs):
+    """Whether a finished record, trained with at most rec["config"]["epochs"] epochs, is what a run with at
+    most `epochs` gives: the same cap, or it stopped early (patience) within both caps, which then never
+    bound it. The epoch cap ends the loop and enters nothing else (common/training/loop.py fit); training must
+    also be deterministic, which bench/q2_3_cap_queue.sh checks before it carries records over."""
+    cap = rec["config"]["epochs"]
+    return cap == epochs or bool(rec.get("stopped_early")) and rec["epochs_run"] <= min(cap, epochs)
+
+
 def guard_finished(metrics_path, *, force, resume):
     """Refuse to overwrite a finished, non-quick run unless --force or --resume."""
     path = Path(metrics_path)
