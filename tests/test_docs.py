@@ -54,7 +54,8 @@ def test_results_state_how_many_intervals_exclude_zero_against_chance():
     q22 = "Q2.2 (homework-default BiLSTM): a vs b"
     comps = ([{"comparison": q22, "significant": True}] * 3 + [{"comparison": q22, "significant": False}] * 37
              + [{"comparison": "Q1.1: x", "significant": True}] * 2
-             + [{"comparison": q22, "significant": None}])
+             + [{"comparison": q22, "significant": None}]
+             + [{"comparison": "Q2.3 (at most 60 epochs): x", "significant": True}])
     line = multiplicity(comps)
     assert "5 of the 42 intervals below exclude 0" in line and "about 2;" in line
     assert "of the 40 Q2.2 rows at the homework-default setting, 3 (chance: about 2)" in line
