@@ -25,7 +25,7 @@ def compare(new, old, first):
     diff = {k: max(abs(a[k] - b[k]) for a, b in zip(new["history"][:n], old["history"][:n])) for k in KEYS}
     same_epochs = first is not None or (new["epochs_run"] == old["epochs_run"]
                                         and new["best_epoch"] == old["best_epoch"])
-    ok = same_epochs and diff["val_spearman"] <= TOL and n == (first or n)
+    ok = same_epochs and diff["val_spearman"] <= TOL and (first is None or n == first)
     return {"epochs_compared": n, "largest_abs_difference": diff,
             "bitwise_equal": all(d == 0 for d in diff.values()),
             "epochs_run": [new["epochs_run"], old["epochs_run"]],

@@ -95,20 +95,22 @@ def comparisons(root):
     out += q2_2_comparisons(root)
     out += study_comparisons(root)
     # the protocol (at most 30 epochs), then any cap-sensitivity check (q2_3_cap<N>, bench/q2_3_cap_queue.sh)
-    for q23 in [root / "q2_3" / "summary.json", *sorted(Path(root).glob("q2_3_cap*/summary.json"))]:
-        if not q23.is_file() or "comparisons" not in read_json(q23):
+    q23 = root / "q2_3" / "summary.json"
+    summaries = {p: read_json(p) for p in [q23, *sorted(Path(root).glob("q2_3_cap*/summary.json"))]
+                 if p.is_file()}
+    for path, s in summaries.items():
+        if "comparisons" not in s:
             continue
-        s, exp = read_json(q23), q23.parent.name   # paired over proteins, written by q2_3_multi_protein.py
+        exp = path.parent.name   # paired over proteins, written by q2_3_multi_protein.py
         cap = "" if exp == "q2_3" else f" (at most {s['epochs']} epochs)"
         for name, c in s["comparisons"].items():
             out.append({"comparison": f"Q2.3{cap}: {name}", "metric": f"test Spearman (SetB), paired over "
                         f"{c['n']} proteins, each the mean of seeds {s['seeds']}", "a": f"{exp} {c['a']}",
                         "b": f"{exp} {c['b']}",
                         **{k: v for k, v in c.items() if k not in ("a", "b", "proteins", "unit")}})
-    q23 = root / "q2_3" / "summary.json"
     # the first design (8 epochs, held-out arm): figures/archive/q2_3_8epochs, figures/easy_preset/q2_3
-    if q23.is_file() and "comparisons" not in read_json(q23):
-        s = read_json(q23)
+    if q23 in summaries and "comparisons" not in summaries[q23]:
+        s = summaries[q23]
         rows = s["rows"]
         for name, col in (("multi-protein (seen) vs single-protein models", "multi_seen"),
                           ("multi-protein (held out) vs single-protein models", "multi_unseen")):
