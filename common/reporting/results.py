@@ -222,14 +222,14 @@ def multiplicity(comps):
     def count(rows):
         tested = [c for c in rows if c.get("significant") is not None]
         return len(tested), sum(bool(c["significant"]) for c in tested)
-    # the Q2.3 cap check's rows share most of their records with the protocol's rows: not counted again
+    # the Q2.3 cap check's rows ask the protocol's questions again, on the same seeds: not counted again
     n, k = count([c for c in comps if not c["comparison"].startswith("Q2.3 (at most")])
     n2, k2 = count([c for c in comps if c["comparison"].startswith("Q2.2 (homework-default")])
     return (f"Multiplicity: {k} of the {n} intervals below exclude 0, where chance alone would give about "
             f"{0.05 * n:.0f}; of the {n2} Q2.2 rows at the homework-default setting, {k2} (chance: about "
             f"{0.05 * n2:.0f}). No interval is corrected for multiplicity: a single significant row among "
-            f"many is nominal. The Q2.3 cap-check rows, if any, reuse most of the protocol's records and are "
-            f"not counted.")
+            f"many is nominal. The Q2.3 cap-check rows, if any, repeat the protocol's comparisons (same seeds "
+            f"and design, trained again with a higher epoch cap) and are not counted again.")
 
 
 def provenance_rows(root):
