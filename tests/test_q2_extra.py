@@ -324,6 +324,26 @@ def test_q2_3_another_cap_is_its_own_experiment_and_lists_the_records_it_kept():
     assert not stands_for_cap(rec(30, 30, False), 60) and not stands_for_cap(rec(60, 46, True), 30)
 
 
+def test_cap_check_rule_for_early_stopped_and_capped_pairs():
+    """bench/q2_3_cap_check.py's rule: a pair agrees when its epochs and selected epoch are equal and no
+    validation Spearman differs by more than 1e-4; with --first N, N equal epochs, or an equal early stop."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("cap_check", ROOT / "bench" / "q2_3_cap_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    rec = lambda run, best, bump=0.0: {"epochs_run": run, "best_epoch": best, "history": [
+        {"train_loss": 1 / e, "val_loss": 1 / e, "val_spearman": 0.5 + e / 100 + bump * (e == 2)}
+        for e in range(1, run + 1)]}
+    assert check.compare(rec(22, 17), rec(22, 17), None)["agrees"]
+    assert check.compare(rec(22, 17), rec(22, 17), 30)["agrees"]            # stopped early before N, equal
+    assert check.compare(rec(37, 32), rec(30, 26), 30)["agrees"]            # 30 equal epochs, then more
+    assert not check.compare(rec(37, 32), rec(30, 26), None)["agrees"]      # another stop
+    assert not check.compare(rec(24, 19), rec(16, 11), 30)["agrees"]        # stopped elsewhere before N
+    assert not check.compare(rec(22, 17, 2e-4), rec(22, 17), 30)["agrees"]  # beyond the tolerance
+    assert check.compare(rec(22, 17, 5e-5), rec(22, 17), None)["agrees"]   # within it, not bitwise
+    assert not check.compare(rec(22, 17, 5e-5), rec(22, 17), None)["bitwise_equal"]
+
+
 def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path):
     """The profile and the probe scores recomputed from the sequences as strings (collections.Counter,
     scipy)."""

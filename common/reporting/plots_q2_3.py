@@ -42,8 +42,9 @@ def plot_q2_3(exp_dir):
     top = max(v for r in rows for v in (r.get(k) for k, *_ in series) if v is not None)
     ax.set_ylim(0, top * (1.25 + 0.05 * len(lines)))   # room above the bars for the text
     d = s["data"]
-    one = next(Path(exp_dir).glob("seed*/seen/metrics.json"), None)
-    device = read_json(one)["device_name"] if one else s["device"]
+    # records of one experiment may come from several machines (sessions): name each CPU
+    names = sorted({read_json(f)["device_name"] for f in Path(exp_dir).glob("seed*/**/metrics.json")})
+    device = " + ".join(names) if names else s["device"]
     nc = len(s.get("not_converged", []))
     conv = "every run converged" if not nc else f"{nc} run{'s' * (nc > 1)} NOT converged"
     sim = "; sim-* = invented motifs, not the real proteins" if d["source"] == "simulated" else ""

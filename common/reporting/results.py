@@ -228,8 +228,8 @@ def multiplicity(comps):
     return (f"Multiplicity: {k} of the {n} intervals below exclude 0, where chance alone would give about "
             f"{0.05 * n:.0f}; of the {n2} Q2.2 rows at the homework-default setting, {k2} (chance: about "
             f"{0.05 * n2:.0f}). No interval is corrected for multiplicity: a single significant row among "
-            f"many is nominal. The Q2.3 cap-check rows, if any, repeat the protocol's comparisons (same seeds "
-            f"and design, trained again with a higher epoch cap) and are not counted again.")
+            f"many is nominal. The Q2.3 cap-check rows, if any, repeat the protocol's comparisons (same "
+            f"seeds and design, trained again with a higher epoch cap) and are not counted again.")
 
 
 def provenance_rows(root):
