@@ -312,6 +312,8 @@ def test_q2_3_another_cap_is_its_own_experiment_and_lists_the_records_it_kept():
         "encoder": "cnn", "encoder_hp": {}, "lr": 1e-3, "batch_size": 64, "encoder_source": "default",
         "epochs": 60, "patience": 5, "seeds": [1], "device": "cpu"})
     assert s["kept_from_other_cap"] == {"seed1/seen": 30} and s["ran_to_cap"] == []
+    # every run converged: no "converged runs only" rows repeating the few-shot arm's own
+    assert [k for k in s["comparisons"] if "converged" in k] == [] and len(s["comparisons"]) == 4
     assert "1 records kept from a run with another epoch cap (each stopped early" in table(s, record)
     assert summarise(names, ["a", "b"], per_seed, baseline, record, protocol={
         **{k: s[k] for k in ("encoder", "encoder_hp", "lr", "batch_size", "encoder_source", "patience",

@@ -37,7 +37,10 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
         row["fewshot_converged_n"] = len(converged)
         rows.append(row)
     comparisons = {}
+    not_converged = [x for r in per_seed for x in r["not_converged"]]
     for label, a, b, needs in COMPARISONS:
+        if a == "fewshot_converged" and not not_converged:
+            continue   # the sensitivity rows would repeat the arm's own rows
         rs = [r for r in rows if needs is None or r[needs] is not None]
         if len(rs) >= 2:
             comparisons[label] = {**paired_diff([r[a] for r in rs], [r[b] for r in rs]), "a": a, "b": b,
@@ -50,7 +53,7 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
              if any(r[k] is not None for r in rows) else None
              for k in ("single", "multi_seen", "fewshot", "profile_only", "others_mean")}
     return {"experiment": baseline["experiment"], "data": record, **protocol, "rows": rows,
-            "comparisons": comparisons, "not_converged": [x for r in per_seed for x in r["not_converged"]],
+            "comparisons": comparisons, "not_converged": not_converged,
             # stricter: ran to the epoch cap without early stopping
             # (its best epoch may still be before the last)
             "ran_to_cap": [f"seed{s}/{arm}" for s, r in zip(seeds, per_seed) for arm, e in r["epochs"].items()
