@@ -36,6 +36,20 @@ def compare(new, old, first):
             "devices": [new.get("device_name"), old.get("device_name")], "agrees": ok}
 
 
+def by_devices(rows):
+    """The verdict per pair of CPUs (new, old): pairs, agreeing, bitwise equal, and how many of the new runs
+    went on past the old run's last epoch, so that a mixed result says which machines agree."""
+    out = {}
+    for r in rows.values():
+        g = out.setdefault(" vs ".join(str(d) for d in r["devices"]),
+                           {"pairs": 0, "agree": 0, "bitwise_equal": 0, "ran_longer": 0})
+        g["pairs"] += 1
+        g["agree"] += r["agrees"]
+        g["bitwise_equal"] += r["bitwise_equal"]
+        g["ran_longer"] += r["epochs_run"][0] > r["epochs_run"][1]
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("new_dir")
@@ -54,7 +68,7 @@ def main(argv=None):
               f"{ {k: f'{v:.2e}' for k, v in r['largest_abs_difference'].items()} }; devices {r['devices']}")
     result = {"rule": f"same epochs and selected epoch (unless --first), val Spearman within {TOL}",
               "first": a.first, "machine": platform.processor() or platform.machine(), "pairs": rows,
-              "all_agree": all(r["agrees"] for r in rows.values())}
+              "all_agree": all(r["agrees"] for r in rows.values()), "by_devices": by_devices(rows)}
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(result, indent=1) + "\n")

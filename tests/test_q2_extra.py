@@ -344,6 +344,12 @@ def test_cap_check_rule_for_early_stopped_and_capped_pairs():
     assert not check.compare(rec(22, 17, 2e-4), rec(22, 17), 30)["agrees"]  # beyond the tolerance
     assert check.compare(rec(22, 17, 5e-5), rec(22, 17), None)["agrees"]   # within it, not bitwise
     assert not check.compare(rec(22, 17, 5e-5), rec(22, 17), None)["bitwise_equal"]
+    dev = lambda r, new, old: {**r, "devices": [new, old]}
+    rows = {"a": dev(check.compare(rec(37, 32), rec(30, 26), 30), "A", "A"),
+            "b": dev(check.compare(rec(22, 17), rec(22, 17), 30), "A", "A"),
+            "c": dev(check.compare(rec(24, 19, 2e-4), rec(16, 11), 30), "B", "A")}
+    assert check.by_devices(rows) == {"A vs A": {"pairs": 2, "agree": 2, "bitwise_equal": 2, "ran_longer": 1},
+                                      "B vs A": {"pairs": 1, "agree": 0, "bitwise_equal": 0, "ran_longer": 1}}
 
 
 def test_profile_only_baseline_matches_an_independent_computation(sim, tmp_path):
