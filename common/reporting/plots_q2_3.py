@@ -42,14 +42,17 @@ def plot_q2_3(exp_dir):
     top = max(v for r in rows for v in (r.get(k) for k, *_ in series) if v is not None)
     ax.set_ylim(0, top * (1.25 + 0.05 * len(lines)))   # room above the bars for the text
     d = s["data"]
-    # records of one experiment may come from several machines (sessions): name each CPU
-    names = sorted({read_json(f)["device_name"] for f in Path(exp_dir).glob("seed*/**/metrics.json")})
-    device = " + ".join(names) if names else s["device"]
-    nc = len(s.get("not_converged", []))
+    # records of one experiment may come from several machines (sessions): name each CPU and its count
+    names = [read_json(f)["device_name"] for f in Path(exp_dir).glob("seed*/**/metrics.json")]
+    short = [n.replace("(R)", "").replace(" Processor", "") for n in names]
+    device = (", ".join(f"{short.count(n)} on {n}" for n in sorted(set(short))) + " (records)"
+              if short else s["device"])
+    nc, cap = len(s.get("not_converged", [])), len(s.get("ran_to_cap", []))
     conv = "every run converged" if not nc else f"{nc} run{'s' * (nc > 1)} NOT converged"
+    conv += f", {cap} ran to the cap" if cap else ", none ran to the cap"
     sim = "; sim-* = invented motifs, not the real proteins" if d["source"] == "simulated" else ""
     ax.set_title(f"Q2.3 multi-protein model — {source_name(d)} ({d['checksum'][:8]}){sim}\n{s['encoder']} "
                  f"encoder ({s.get('encoder_source', '').split(' (')[0]}), at most {s['epochs']} epochs with "
-                 f"early stopping (patience {s.get('patience')}), {conv}; n = {len(s['seeds'])} "
-                 f"seed{'s' * (len(s['seeds']) > 1)}, {device}", fontsize=9)
+                 f"early stopping (patience {s.get('patience')}): {conv}\nn = {len(s['seeds'])} "
+                 f"seed{'s' * (len(s['seeds']) > 1)}; {device}", fontsize=9)
     return finish(fig, exp_dir / "per_protein.png")
