@@ -246,6 +246,37 @@ def test_code_version_outside_a_git_checkout_is_null(tmp_path, monkeypatch):
     assert inside["git_commit"] is None or len(inside["git_commit"]) == 40
 
 
+def test_code_version_counts_code_changes_not_results(tmp_path, monkeypatch):
+    """A record's git_dirty says whether code was uncommitted; results written under figures/ (a queue's own
+    records) do not make it dirty, and the changed code paths are named."""
+    import subprocess
+
+    from common.runfiles import provenance as runio
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                                     *a], check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "figures").mkdir()
+    for f in ("a.py", "figures/r.json"):
+        (tmp_path / f).write_text("1\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "x")
+    monkeypatch.setattr(runio, "REPO", tmp_path)
+    try:
+        for change, dirty, paths in ((None, False, []), ("figures/r.json", False, []),
+                                     ("figures/new/metrics.json", False, []), ("a.py", True, ["a.py"]),
+                                     ("common/b.py", True, ["a.py", "common/b.py"])):
+            if change:
+                (tmp_path / change).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / change).write_text("2\n")
+            runio.code_version.cache_clear()
+            v = runio.code_version()
+            assert (v["git_dirty"], v["git_dirty_paths"]) == (dirty, paths), change
+    finally:
+        runio.code_version.cache_clear()
+    assert runio.dirty_code_paths('R  old.py -> new.py\n?? figures/x.json\n M "odd name.py"\n') == [
+        "new.py", "odd name.py", "old.py"]
+
+
 def test_records_never_name_a_storage_url():
     from common.runfiles.provenance import redacted_argv
     argv = ["q2_1_cnn_lstm.py", "--storage", "postgresql+psycopg2://user:secret@db.example:5432/optuna",

@@ -23,12 +23,19 @@ def cpu_model():
 REPO = Path(__file__).resolve().parents[2]
 
 
+RESULT_DIRS = ("figures/",)   # what the scripts write (data/, runs/ and logs/ are ignored by git anyway)
+MAX_DIRTY_PATHS = 20
+
+
 @lru_cache(maxsize=1)
 def code_version():
-    """The code that makes a record: git commit, whether the work tree had uncommitted changes (untracked
-    files count), and the command line. Taken once per process, at its first call (setup_device makes that
-    call when a script starts), so that a long run names the code it started with. commit and dirty are None
-    outside a git checkout, or where git is not installed."""
+    """The code that makes a record: git commit, whether the work tree had uncommitted changes to the code,
+    which paths those are (at most 20), and the command line. Results (figures/) do not count: a queue that
+    commits each record from its own worktree leaves the next ones uncommitted, which changes no code
+    (records before 2026-12-03 counted them, so their git_dirty is true there and they have no
+    git_dirty_paths). Taken once per process, at its first call (setup_device makes that call when a script
+    starts), so that a long run names the code it started with. commit and dirty are None outside a git
+    checkout, or where git is not installed."""
     def git(*cmd):
         try:
             out = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True, timeout=20)
@@ -36,9 +43,22 @@ def code_version():
             return None
         return out.stdout if out.returncode == 0 else None
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain") if commit else None
+    status = git("status", "--porcelain", "--untracked-files=all") if commit else None
+    paths = None if status is None else dirty_code_paths(status)
     return {"git_commit": commit.strip() if commit else None,
-            "git_dirty": None if status is None else bool(status.strip()), "argv": redacted_argv(sys.argv)}
+            "git_dirty": None if paths is None else bool(paths),
+            "git_dirty_paths": None if paths is None else paths[:MAX_DIRTY_PATHS],
+            "argv": redacted_argv(sys.argv)}
+
+
+def dirty_code_paths(porcelain):
+    """The changed paths of `git status --porcelain` output that are code, not results: both sides of a
+    rename, sorted."""
+    paths = set()
+    for line in porcelain.splitlines():
+        if len(line) > 3:
+            paths.update(s.strip().strip('"') for s in line[3:].split(" -> "))
+    return sorted(p for p in paths if not p.startswith(RESULT_DIRS))
 
 
 def redacted_argv(argv):
