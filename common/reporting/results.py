@@ -117,9 +117,8 @@ def q2_rows(root):
                 f"in the top 1% bound probes contain GCAUG; their consensus (enrichment): {top}.", ""]
     for name in ("q2_2_default", "q2_2"):
         out += q2_2_rows(Path(root) / name)
-    for name, title in (("q2_3", "### Q2.3 (multi-protein model)"),
-                        ("q2_3_cap60", "### Q2.3 at most 60 epochs (`figures/q2_3_cap60`, a sensitivity "
-                                       "check beside the protocol's 30)")):
+    for name, title in (("q2_3", "### Q2.3 (multi-protein model)"), ("q2_3_cap60", "### Q2.3 at most 60 "
+                        "epochs (`figures/q2_3_cap60`, a sensitivity check beside the protocol's 30)")):
         t3 = Path(root) / name / "table.md"
         if t3.is_file():
             out += [title, "", t3.read_text(), ""]
@@ -251,7 +250,9 @@ def provenance_rows(root):
         note = record_note(r).replace("|", "/")
         resumed = f" (resumed after epoch {r['resumed_after_epoch']})" if r.get("resumed_after_epoch") else ""
         code = r.get("code") or {}   # the commit (+ uncommitted changes); records before 2026-12-01 have none
-        commit = (code.get("git_commit") or "—")[:8] + (" + changes" if code.get("git_dirty") else "")
+        # before 2026-12-03 git_dirty counted uncommitted results too (no git_dirty_paths): say only that
+        changes = " + code changes" if "git_dirty_paths" in code else " + uncommitted files (code or results)"
+        commit = (code.get("git_commit") or "—")[:8] + (changes if code.get("git_dirty") else "")
         rows.append(f"| {path.parent.relative_to(root)} | {r.get('status', '—')} | {r.get('seed', '—')} | "
                     f"{r.get('epochs_run', '—')} ({best}) | {r.get('train_seconds', 0):.0f} | "
                     f"{'—' if spe is None else f'{spe:.2f}'} | {r.get('device_name', '—')} | "
