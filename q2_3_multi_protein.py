@@ -12,9 +12,10 @@ Arms, per seed (default seeds 1 2 3: at seed 0 the single RBFOX1 arm would repea
                       protein's top 1 % probes of the TRAINING split, so the new protein's training
                       intensities make it; they enter neither the loss (its column has weight 0) nor model
                       selection (validation averages the other proteins).
+  noprofile/<protein>/ the learned control: the few-shot arm with every profile set to zero (same model,
+                      weights, data and seed), so it predicts the training proteins' shared binding
   profile_only.json   the baseline, no learned weights and no seed: each SetB probe scored by its protein's
-                      profile match alone (the sum of the profile over the probe's 5-mers,
-                      common/multi.profile_scores).
+                      profile match alone (the sum of the profile over its 5-mers, multi.profile_scores).
 Training: at most --epochs 30, early stopping on validation Spearman with --patience 5. A run whose best epoch
 is its last and that did not stop early is recorded as not converged (converged: false). Another cap has its
 own folder: --epochs 60 writes figures/q2_3_cap60/ (the cap-sensitivity check, bench/q2_3_cap_queue.sh).
@@ -28,9 +29,8 @@ Reproduce:
 Add --resume after an interruption: every epoch writes runs/q2_3/seed<k>/<arm>/checkpoint.pt; finished arms
 keep their metrics files as they are.
 
-Writes figures/q2_3/seed<k>/{seen,single/<protein>,fewshot/<protein>}/metrics.json,
-figures/q2_3/profile_only.json, figures/q2_3/summary.json, figures/q2_3/table.md and
-figures/q2_3/per_protein.png.
+Writes figures/q2_3/seed<k>/{seen,single/<protein>,fewshot/<protein>,noprofile/<protein>}/metrics.json,
+figures/q2_3/profile_only.json, summary.json, table.md and per_protein.png.
 """
 import argparse
 import time
@@ -51,13 +51,7 @@ from common.rna.multi import (
     per_protein_test,
     train_multi,
 )
-from common.runfiles.files import (
-    UserError,
-    exit_on_user_error,
-    source_name,
-    write_json,
-    write_text,
-)
+from common.runfiles.files import UserError, exit_on_user_error, source_name, write_json, write_text
 from common.runfiles.flags import HelpFormatter, add_common_args, parse_flags, positive_int
 from common.runfiles.lifecycle import RunContext, RunFiles, run_once
 from common.runfiles.provenance import code_version
@@ -117,7 +111,7 @@ class Q23Config:
     precision: str
     proteins: tuple
     quick: bool
-    variant: str = ""       # set per arm: multi_identity, single_<protein>, fewshot_<protein>
+    variant: str = ""       # set per arm: multi_identity, single_<protein>, fewshot_<protein>, noprofile_<p.>
 
 
 def run_arm(run, ctx, folder, train, test_of):
@@ -164,8 +158,10 @@ def protocol(run, ctx, names, profiles, holdout):
 
     def multi(folder, variant, train_cols, protein, extra):
         def train(from_checkpoint, ckpt):
-            model = MultiProteinModel(run.encoder, hp, P, protein=protein,
-                                      descriptors=profiles if protein == "profile" else None)
+            # the no-profile control: the few-shot model given an all-zero profile for every protein
+            descriptors = {"profile": profiles, "none": 0 * profiles}.get(protein)
+            model = MultiProteinModel(run.encoder, hp, P, descriptors=descriptors,
+                                      protein="identity" if descriptors is None else "profile")
             return model, train_multi(model, data, train_cols, run.lr, cfg, ctx.device, on_epoch=log(folder),
                                       ckpt=ckpt, resume=from_checkpoint)
 
@@ -184,16 +180,18 @@ def protocol(run, ctx, names, profiles, holdout):
         single[name] = run_arm(replace(run, variant=f"single_{name}"), ctx, f"single/{name}", train_single,
                                lambda model, result, j=j: {"test": test_report(model, result["best_state"],
                                                                                data["test"], col=j)})
-    fewshot = {}
-    for name in holdout or names:
-        others = [n for n in names if n != name]
-        fewshot[name] = multi(f"fewshot/{name}", f"fewshot_{name}", [names.index(n) for n in others],
-                              "profile", lambda test, name=name, others=others: {
-                                  "held_out": name, "train_proteins": others, "held_out_test": test[name]})
-    records = [seen, *single.values(), *fewshot.values()]
+    fewshot, control = {}, {}
+    for kind, arms, protein in (("fewshot", fewshot, "profile"), ("noprofile", control, "none")):
+        for name in holdout or names:
+            others = [n for n in names if n != name]
+            arms[name] = multi(f"{kind}/{name}", f"{kind}_{name}", [names.index(n) for n in others], protein,
+                               lambda test, name=name, others=others: {
+                                   "held_out": name, "train_proteins": others, "held_out_test": test[name]})
+    records = [seen, *single.values(), *fewshot.values(), *control.values()]
     return {"single": {n: r["test"]["spearman"] for n, r in single.items()},
             "multi_seen": {n: seen["test"][n]["spearman"] for n in names},
             "fewshot": {n: r["held_out_test"]["spearman"] for n, r in fewshot.items()},
+            "noprofile": {n: r["held_out_test"]["spearman"] for n, r in control.items()},
             "not_converged": [f"seed{run.seed}/{r['arm']}" for r in records if not r["converged"]],
             "epochs": {r["arm"]: {"best": r["best_epoch"], "run": r["epochs_run"],
                                   "stopped_early": r["stopped_early"], "cap": r["config"]["epochs"]}

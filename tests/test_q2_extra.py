@@ -240,8 +240,8 @@ def test_q2_3_resume_keeps_finished_records_bit_for_bit(quick_figures, sim, tmp_
                         "--run-dir", str(tmp_path / "runs")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    # 1 seen + 3 single + 3 few-shot
-    assert r.stdout.count("finished earlier") == 7 and "epoch  1/" not in r.stdout
+    # 1 seen + 3 single + 3 few-shot + 3 no-profile controls
+    assert len(files) == 10 and r.stdout.count("finished earlier") == 10 and "epoch  1/" not in r.stdout
     assert [p.read_bytes() for p in files] == before
     # without --resume (and without --force) a finished run refuses in one line
     r = subprocess.run([sys.executable, "q2_3_multi_protein.py", "--data-dir", str(sim), "--quick",
@@ -280,6 +280,12 @@ def test_q2_3_quick_run_outputs(quick_figures):
             and m["arm"] == "fewshot/sim-QKI")
     assert m["config"]["patience"] == 5 and m["config"]["hp_source"].startswith("Q2.1 selected")
     assert m["converged"] == (m["stopped_early"] or m["best_epoch"] < m["epochs_run"])
+    # the no-profile control: the same model with every profile zero, on the same proteins and seed
+    c = json.loads((f / "q2_3" / "seed1" / "noprofile" / "sim-QKI" / "metrics.json").read_text())
+    assert (c["held_out"] == "sim-QKI" and c["train_proteins"] == m["train_proteins"]
+            and c["params"] == m["params"] and c["variant"] == "noprofile_sim-QKI")
+    assert s["rows"][1]["noprofile"] == c["held_out_test"]["spearman"]
+    assert "few-shot (own profile) − no-profile control" in s["comparisons"]
     if not m["converged"]:
         assert "seed1/fewshot/sim-QKI" in s["not_converged"]
     base = json.loads((f / "q2_3" / "profile_only.json").read_text())

@@ -19,8 +19,10 @@ def plot_q2_3(exp_dir):
     series = [("single", "single-protein model", "tab:gray"),
               ("multi_seen", "multi-protein, seen (identity embedding)", "tab:blue"),
               ("fewshot", "few-shot: new protein given by its own profile", "tab:orange"),
+              ("noprofile", "no-profile control (the few-shot model, every profile zero)", "tab:brown"),
               ("profile_only", "profile-only baseline (no learned weights)", "tab:olive"),
               ("others_mean", "other proteins' mean target (no learned weights)", "tab:purple")]
+    series = [x for x in series if s["mean"].get(x[0]) is not None]   # the control only where it was run
     w = 0.8 / len(series)
     for i, (key, label, color) in enumerate(series):
         vals = [r[key] if r.get(key) is not None else np.nan for r in rows]

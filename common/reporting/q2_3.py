@@ -10,6 +10,9 @@ COMPARISONS = (("few-shot (own profile) − profile-only baseline", "fewshot", "
                ("few-shot (own profile) − other proteins' mean", "fewshot", "others_mean", "fewshot"),
                ("few-shot (own profile) − single-protein model", "fewshot", "single", "fewshot"),
                ("multi-protein (seen) − single-protein model", "multi_seen", "single", None),
+               # the learned control: does the profile add anything beyond the proteins' shared binding?
+               ("few-shot (own profile) − no-profile control", "fewshot", "noprofile", "noprofile"),
+               ("no-profile control − other proteins' mean", "noprofile", "others_mean", "noprofile"),
                # sensitivity: the few-shot arm without its runs that had not converged at the epoch cap
                ("few-shot, converged runs only − profile-only baseline", "fewshot_converged", "profile_only",
                 "fewshot_converged"),
@@ -26,8 +29,8 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
         row = {"protein": name, "id": pid, "label": protein_label(name, record),
                "profile_only": baseline["proteins"][name]["test"]["spearman"],
                "others_mean": baseline["proteins"][name]["test_others_mean"]["spearman"]}
-        for key in ("single", "multi_seen", "fewshot"):
-            vals = [r[key][name] for r in per_seed if name in r[key]]
+        for key in ("single", "multi_seen", "fewshot", "noprofile"):
+            vals = [r[key][name] for r in per_seed if name in r.get(key, {})]
             row[key] = float(np.mean(vals)) if vals else None
             row[key + "_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
             row[key + "_values"] = vals
@@ -51,7 +54,7 @@ def summarise(names, ids, per_seed, baseline, record, protocol):
                                           "the baseline has no seed)"}
     means = {k: float(np.mean([r[k] for r in rows if r[k] is not None]))
              if any(r[k] is not None for r in rows) else None
-             for k in ("single", "multi_seen", "fewshot", "profile_only", "others_mean")}
+             for k in ("single", "multi_seen", "fewshot", "noprofile", "profile_only", "others_mean")}
     return {"experiment": baseline["experiment"], "data": record, **protocol, "rows": rows,
             "comparisons": comparisons, "not_converged": not_converged,
             # stricter: ran to the epoch cap without early stopping
@@ -74,16 +77,17 @@ def table(summary, record):
     def fmt(r, k):
         return ("—" if r[k] is None else
                 f"{r[k]:.4f}" + (f" ± {r[k + '_std']:.4f}" if len(summary["seeds"]) > 1 else ""))
-    lines = ["| protein | id | single-protein model | multi-protein, seen (identity) | few-shot: new protein,"
-             " own profile | profile-only baseline (no weights) | other proteins' mean (no weights) |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['id']} | {fmt(r, 'single')} | {fmt(r, 'multi_seen')} | "
-              f"{fmt(r, 'fewshot')} | {r['profile_only']:.4f} | {r['others_mean']:.4f} |"
-              for r in summary["rows"]]
     m = summary["mean"]
-    lines.append("| **mean** | | " + " | ".join("—" if m[k] is None else f"{m[k]:.4f}"
-                                                   for k in ("single", "multi_seen", "fewshot",
-                                                             "profile_only", "others_mean")) + " |")
+    control = m.get("noprofile") is not None   # the learned no-profile control, where it was run
+    keys = ("single", "multi_seen", "fewshot", *("noprofile",) * control, "profile_only", "others_mean")
+    lines = ["| protein | id | single-protein model | multi-protein, seen (identity) | few-shot: new protein,"
+             " own profile | " + "no-profile control (learned, zero profile) | " * control
+             + "profile-only baseline (no weights) | other proteins' mean (no weights) |",
+             "|---|---|" + "---|" * len(keys)]
+    cell = lambda r, k: f"{r[k]:.4f}" if k in ("profile_only", "others_mean") else fmt(r, k)   # no seed
+    lines += [f"| {r['label']} | {r['id']} | " + " | ".join(cell(r, k) for k in keys) + " |"
+              for r in summary["rows"]]
+    lines.append("| **mean** | | " + " | ".join("—" if m[k] is None else f"{m[k]:.4f}" for k in keys) + " |")
     comp = [f"- {k}: {c['diff']:+.4f}"
             + ("" if c["ci95"] is None else f", 95% CI [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]")
             + f" ({c['method']}, n = {c['n']} proteins)" for k, c in summary["comparisons"].items()]
